@@ -80,7 +80,7 @@ class Config:
     out: str = arg("", "run folder for metrics.jsonl, model.pt and report.html (default: a new folder under runs/)")
     load: str = arg("", "checkpoint (model.pt) to start from: networks, targets, optimizers and step")
     eval_only: bool = arg(False, "with --load: evaluate the checkpoint, print the return, train nothing", action="store_true")
-    report: bool = arg(True, "write report.html (needs plotly) at each evaluation and at the end", action=argparse.BooleanOptionalAction)
+    report: bool = arg(True, "don't write report.html (then plotly is not needed)", flag="--no-report", action="store_false")
 
 
 class ConfigError(ValueError):
@@ -311,39 +311,46 @@ class DDPG:
         s = torch.as_tensor(obs, dtype=torch.float32, device=self.device).unsqueeze(0)
         return self.actor(s)[0].cpu().numpy()
 
-    def update(self, batch: Batch, gamma: float, tau: float) -> dict:
-        """One gradient step on the critic, one on the actor, then both soft updates."""
+    def critic_step(self, batch: Batch, gamma: float) -> dict:
+        """E6 and E7: regress Q_phi(s, a) onto the TD target y, one Adam step on phi."""
         s, a, r, s2, terminated = batch
-
-        # E6, the TD target, from the target networks and under no_grad: y is a fixed
-        # regression label, so no gradient may flow into it (or into the targets).
+        # E6 from the target networks, under no_grad: y is a fixed regression label, so
+        # no gradient may flow into it (or into the targets).
         with torch.no_grad():
             next_q = self.critic_target(s2, self.actor_target(s2))  # (B,)
             y = td_target(r, next_q, terminated, gamma)  # (B,)
-
-        # E7, critic step.
         q = self.critic(s, a)  # (B,)
-        loss_q = critic_loss(q, y)
+        loss = critic_loss(q, y)
         self.critic_optimizer.zero_grad(set_to_none=True)
-        loss_q.backward()
+        loss.backward()
         self.critic_optimizer.step()
+        return {"critic_loss": loss.item(), "q_mean": q.mean().item(), "target_mean": y.mean().item()}
 
-        # E8, actor step. Trap: the actor loss runs through the critic, so backward()
-        # would also fill the critic's .grad. Freezing the critic for this step keeps its
-        # gradients out (and saves that work); only the actor's optimizer steps anyway.
+    def actor_step(self, s: torch.Tensor) -> dict:
+        """E8: one Adam step on theta along the deterministic policy gradient."""
+        # Trap: the actor loss runs through the critic, so backward() would also fill the
+        # critic's .grad. Freezing the critic keeps its gradients out (and saves that
+        # work), and only the actor's optimizer steps: the critic is left as it was.
         self.critic.requires_grad_(False)
-        loss_mu = actor_loss(self.actor, self.critic, s)
+        loss = actor_loss(self.actor, self.critic, s)
         self.actor_optimizer.zero_grad(set_to_none=True)
-        loss_mu.backward()
+        loss.backward()
         self.actor_optimizer.step()
         self.critic.requires_grad_(True)
+        return {"actor_loss": loss.item()}
 
+    def update(self, batch: Batch, gamma: float, tau: float) -> dict:
+        """One DDPG update: critic step, actor step (on the updated critic), soft updates.
+
+        Returns the numbers that logging and the report read: critic_loss, actor_loss,
+        q_mean (mean Q(s, a) of the minibatch) and target_mean (mean y).
+        """
+        numbers = self.critic_step(batch, gamma)
+        numbers.update(self.actor_step(batch.s))
         # E3, after every gradient step.
         soft_update(self.actor_target, self.actor, tau)
         soft_update(self.critic_target, self.critic, tau)
-
-        return {"critic_loss": loss_q.item(), "actor_loss": loss_mu.item(),
-                "q_mean": q.mean().item(), "target_mean": y.mean().item()}
+        return numbers
 
     def state_dict(self) -> dict:
         return {name: getattr(self, name).state_dict() for name in
@@ -528,6 +535,10 @@ def train(cfg: Config, quiet: bool = False) -> dict:
     def log(record: dict) -> None:
         metrics.write(json.dumps({**record, "time": round(time.perf_counter() - start, 4)}) + "\n")
 
+    log({"step": start_step, "env": cfg.env, "gamma": cfg.gamma, "config": asdict(cfg),
+         "max_episode_steps": env.spec.max_episode_steps if env.spec else None,
+         "probe_states": probes.cpu().tolist()})
+
     def evaluate_and_save(step: int) -> dict:
         result = evaluate(agent, eval_env, cfg.eval_episodes, cfg.seed + EVAL_SEED_OFFSET, cfg.gamma)
         with torch.inference_mode():
@@ -596,7 +607,7 @@ def train(cfg: Config, quiet: bool = False) -> dict:
     say(f"final evaluation: mean return {last_eval['eval_return']:.1f} over {cfg.eval_episodes} episodes "
         f"at step {step:,}")
     say(f"run folder: {run_dir}  (metrics.jsonl, model.pt{', report.html' if cfg.report else ''})")
-    return {"agent": agent, "run_dir": run_dir, "steps": step, "interrupted": interrupted,
+    return {"agent": agent, "buffer": buffer, "run_dir": run_dir, "steps": step, "interrupted": interrupted,
             "final_eval_return": last_eval["eval_return"], "final_eval_returns": last_eval["eval_returns"]}
 
 
@@ -606,16 +617,216 @@ def train(cfg: Config, quiet: bool = False) -> dict:
 
 
 def load_plotly():
+    """Import plotly only when a report is written (training checks this before it starts)."""
     try:
-        import plotly
+        import plotly.io  # the slow part of importing plotly, done once, before training
     except ImportError:
         raise ConfigError("writing report.html needs plotly (pip install -r requirements.txt); "
                           "or pass --no-report") from None
     return plotly
 
 
-def write_report(run_dirs, path) -> None:
-    raise NotImplementedError  # TODO issue 4
+def read_metrics(run_dir) -> tuple:
+    """The records of run_dir/metrics.jsonl, and a message for each line that is not one."""
+    path = Path(run_dir) / "metrics.jsonl"
+    records, problems = [], []
+    with open(path) as f:
+        for n, line in enumerate(f, 1):
+            try:
+                record = json.loads(line)
+                if not isinstance(record, dict) or not isinstance(record.get("step"), (int, float)):
+                    raise ValueError
+            except ValueError:
+                problems.append(f"{path}:{n}: not a JSON object with a numeric 'step'; skipped")
+                continue
+            records.append(record)
+    return records, problems
+
+
+def series(records, key):
+    """(steps, values) of the records that have `key`, as arrays."""
+    rows = [(r["step"], r[key]) for r in records if r.get(key) is not None]
+    return np.array([s for s, _ in rows], dtype=float), np.array([v for _, v in rows], dtype=float)
+
+
+def mean_band(curves):
+    """One curve: itself. Several: mean, min and max across them, on the steps they all cover.
+
+    Runs rarely share x values (episodes end at different steps), so each curve is
+    linearly interpolated onto the union of their steps inside the common range.
+    """
+    curves = [(x, y) for x, y in curves if len(x)]
+    if len(curves) <= 1:
+        return (*(curves[0] if curves else (np.array([]), np.array([]))), None, None)
+    lo, hi = max(x[0] for x, _ in curves), min(x[-1] for x, _ in curves)
+    grid = np.unique(np.concatenate([x for x, _ in curves]))
+    grid = grid[(grid >= lo) & (grid <= hi)]
+    ys = np.stack([np.interp(grid, x, y) for x, y in curves])
+    return grid, ys.mean(0), ys.min(0), ys.max(0)
+
+
+COLORS = ["#1f77b4", "#d62728", "#2ca02c", "#ff7f0e", "#9467bd", "#8c564b", "#e377c2", "#17becf"]
+
+
+def line(name, curves, color, axis="", mode="lines", width=2, hidden_band=False):
+    """Plotly trace dicts: the mean line and, for several runs, a min-max band under it."""
+    x, y, low, high = mean_band(curves)
+    axes = {"xaxis": "x" + axis, "yaxis": "y" + axis}
+    traces = []
+    if low is not None and not hidden_band:
+        traces.append({"type": "scatter", "x": x.tolist(), "y": low.tolist(), "mode": "lines", **axes,
+                       "line": {"width": 0}, "showlegend": False, "hoverinfo": "skip", "legendgroup": name})
+        traces.append({"type": "scatter", "x": x.tolist(), "y": high.tolist(), "mode": "lines", **axes,
+                       "fill": "tonexty", "fillcolor": color + "33", "line": {"width": 0},
+                       "name": name + " (min-max)", "legendgroup": name, "hoverinfo": "skip"})
+    traces.append({"type": "scatter", "x": x.tolist(), "y": y.tolist(), "mode": mode, "name": name, **axes,
+                   "line": {"color": color, "width": width}, "marker": {"color": color, "size": 7},
+                   "legendgroup": name})
+    return traces
+
+
+def figure(traces, title, xtitle="environment steps", ytitle="", **layout):
+    return {"data": traces, "layout": {"title": {"text": title}, "height": 420, "margin": {"t": 60, "b": 50},
+                                      "xaxis": {"title": {"text": xtitle}}, "yaxis": {"title": {"text": ytitle}},
+                                      "legend": {"orientation": "h", "y": -0.2}, **layout}}
+
+
+def report_figures(runs):
+    """The report's figures as Plotly dicts, from [(run name, records), ...]."""
+    each = lambda key: [series(records, key) for _, records in runs]  # noqa: E731
+    n = len(runs)
+    header = next((r for r in runs[0][1] if "probe_states" in r), {})
+    cut = header.get("max_episode_steps")
+    gamma = header.get("gamma")
+    plural = f" (mean of {n} runs, band: min-max)" if n > 1 else ""
+
+    learning = figure(line("training episode return", each("episode_return"), COLORS[0], width=1)
+                      + line("evaluation return (no noise)", each("eval_return"), COLORS[1], mode="lines+markers"),
+                      "Learning curve" + plural, ytitle="return")
+
+    q_panel = figure(line("Q(s, a), minibatch mean", each("q_mean"), COLORS[0])
+                     + line("TD target y, minibatch mean", each("target_mean"), COLORS[1])
+                     + line("critic loss", each("critic_loss"), COLORS[2], axis="2")
+                     + line("actor loss = -Q(s, mu(s))", each("actor_loss"), COLORS[3], axis="3"),
+                     "Q-values, TD targets and losses" + plural, ytitle="value",
+                     xaxis={"domain": [0, 0.42], "title": {"text": "environment steps"}},
+                     xaxis2={"domain": [0.5, 0.72], "anchor": "y2", "title": {"text": "steps"}},
+                     xaxis3={"domain": [0.8, 1], "anchor": "y3", "title": {"text": "steps"}},
+                     yaxis2={"anchor": "x2", "type": "log", "title": {"text": "critic loss (log)"}},
+                     yaxis3={"anchor": "x3", "title": {"text": "actor loss"}})
+
+    horizon = f"{cut} steps" if cut else "the episode's end"
+    overestimation = figure(line("critic: Q(s0, mu(s0))", each("q_start"), COLORS[0], mode="lines+markers")
+                            + line("collected: discounted return from s0", each("mc_return"), COLORS[1],
+                                   mode="lines+markers"),
+                            f"Overestimation check at the evaluation start states{plural}<br><sup>"
+                            f"return discounted with gamma={gamma}, cut at termination or the time limit "
+                            f"({horizon}): it leaves out gamma^T V(s_T) after a cut</sup>", ytitle="value")
+
+    name, records = runs[0]
+    evals = [r for r in records if "probe_actions" in r]
+    steps = [r["step"] for r in evals]
+    actions = np.array([r["probe_actions"] for r in evals])  # (evaluations, probes, action dims)
+    states = header.get("probe_states", [])
+    traces = []
+    if actions.size:
+        for i in range(actions.shape[1]):
+            for j in range(actions.shape[2]):
+                state = ", ".join(f"{v:.2f}" for v in states[i]) if i < len(states) else "?"
+                traces.append({"type": "scatter", "x": steps, "y": actions[:, i, j].tolist(), "mode": "lines+markers",
+                               "name": f"probe {i} a[{j}], s=({state})",
+                               "line": {"color": COLORS[i % len(COLORS)], "dash": ["solid", "dot", "dash"][j % 3]}})
+    probes = figure(traces, "Policy on fixed probe states: mu(s) at each evaluation"
+                    + (f"<br><sup>run {name} only: each seed draws its own probe states</sup>" if n > 1 else ""),
+                    ytitle="action")
+    return {"learning": learning, "q": q_panel, "overestimation": overestimation, "probes": probes,
+            "diagram": loop_diagram()}
+
+
+def loop_diagram():
+    """E1-E8 as a picture: who feeds whom in one DDPG step."""
+    boxes = {"environment": (1.2, 4.0), "actor μ<sub>θ</sub> (E1)": (5, 5.5), "critic Q<sub>φ</sub> (E2)": (8.8, 4.0),
+             "replay buffer D (E4)": (5, 2.5), "targets μ<sub>θ'</sub>, Q<sub>φ'</sub> (E3)": (8.8, 1.0)}
+    shapes = [{"type": "rect", "x0": x - 1.15, "x1": x + 1.15, "y0": y - 0.45, "y1": y + 0.45,
+               "line": {"color": "#444"}, "fillcolor": "#eef3fb"} for x, y in boxes.values()]
+    notes = [{"x": x, "y": y, "text": f"<b>{name}</b>", "showarrow": False} for name, (x, y) in boxes.items()]
+    arrows = [  # tail, head, label, where the label goes
+        ((1.0, 4.45), (3.85, 5.6), "s", (2.2, 5.3)),
+        ((3.85, 5.3), (1.5, 4.45), "a = μ(s) + ε (E5)", (3.0, 4.6)),
+        ((1.2, 3.55), (3.85, 2.5), "(s, a, r, s', terminated)", (2.1, 2.75)),
+        ((6.15, 2.7), (7.65, 3.8), "minibatch s, a", (6.6, 3.5)),
+        ((6.15, 2.3), (7.65, 1.2), "r, s', terminated", (6.6, 1.5)),
+        ((8.8, 1.45), (8.8, 3.55), "TD target y (E6)", (8.05, 2.5)),
+        ((7.65, 4.3), (6.15, 5.3), "∇<sub>a</sub>Q(s, μ(s)) (E8)", (6.65, 4.55)),
+        ((6.15, 5.65), (8.4, 4.45), "μ(s)", (7.6, 5.3)),
+        ((9.95, 3.8), (9.95, 1.2), "soft update τ (E3)", (10.55, 2.5)),
+    ]
+    for (x0, y0), (x1, y1), text, (tx, ty) in arrows:
+        notes.append({"x": x1, "y": y1, "ax": x0, "ay": y0, "xref": "x", "yref": "y", "axref": "x", "ayref": "y",
+                      "showarrow": True, "arrowhead": 3, "arrowwidth": 1.5, "text": ""})
+        notes.append({"x": tx, "y": ty, "text": text, "showarrow": False, "font": {"size": 12}})
+    notes.append({"x": 5.6, "y": -0.05, "showarrow": False, "font": {"size": 12},
+                  "text": "critic loss (Q(s, a) - y)² (E7) trains Q<sub>φ</sub>;  "
+                          "actor loss -Q(s, μ(s)) (E8) trains μ<sub>θ</sub>"})
+    hide = {"visible": False, "range": [-0.2, 11.4]}
+    return {"data": [], "layout": {"title": {"text": "The actor-critic loop"}, "height": 440, "shapes": shapes,
+                                   "annotations": notes, "xaxis": hide, "yaxis": {**hide, "range": [-0.3, 6.1]},
+                                   "margin": {"t": 50, "b": 10, "l": 10, "r": 10}}}
+
+
+PANEL_NOTES = {
+    "learning": "Return per training episode (with exploration noise) and the mean return of the deterministic "
+                "policy at each evaluation. Pendulum-v1 counts as solved near -200 and above.",
+    "q": "Left: the critic's mean Q(s, a) on the sampled minibatch against the mean TD target y. Q tracking y "
+         "means the critic fits its targets; both drifting away from real returns shows up in the next panel. "
+         "Middle and right: the losses of E7 and E8.",
+    "overestimation": "The critic's estimate at the start state of each evaluation episode against what the "
+                      "policy really collected from there. A critic above the collected return overestimates: "
+                      "the bias that motivated TD3 (Fujimoto et al., 2018, Figure 1).",
+    "probes": "The deterministic action on a few fixed start states, at each evaluation. Lines that settle mean "
+              "the policy has converged on those states; lines that keep swinging mean it has not.",
+    "diagram": "What feeds what in one step of DDPG, with the equations' numbers.",
+}
+
+
+def write_report(run_dirs, path) -> list:
+    """Write one self-contained HTML page (plotly.js inlined: it opens offline) for the runs.
+
+    Returns the problems met (unreadable lines or folders), which were left out. Raises
+    ConfigError if no run could be read at all.
+    """
+    pio = load_plotly().io
+    from plotly.offline import get_plotlyjs
+
+    runs, problems = [], []
+    for d in run_dirs:
+        try:
+            records, bad = read_metrics(d)
+        except OSError as e:
+            problems.append(f"{Path(d) / 'metrics.jsonl'}: {e.strerror or e}; left out")
+            continue
+        problems += bad
+        if records:
+            runs.append((Path(d).name, records))
+    if not runs:
+        raise ConfigError("nothing to report: " + "; ".join(problems or ["no records"]))
+    titles = {"learning": "1. Learning curve", "q": "2. Q-values and TD targets",
+              "overestimation": "3. Overestimation check", "probes": "4. Policy evolution on probe states",
+              "diagram": "5. The actor-critic loop"}
+    body = [f"<h1>DDPG report</h1><p>{len(runs)} run(s): {', '.join(name for name, _ in runs)}</p>"]
+    for key, fig in report_figures(runs).items():
+        body.append(f"<h2>{titles[key]}</h2><p class='note'>{PANEL_NOTES[key]}</p>")
+        body.append(pio.to_html(fig, full_html=False, include_plotlyjs=False, validate=False,
+                                config={"displaylogo": False}))
+    html = ("<!DOCTYPE html><html><head><meta charset='utf-8'><title>DDPG report</title>"
+            f"<script>{get_plotlyjs()}</script><style>body{{font-family:sans-serif;max-width:1150px;"
+            "margin:auto;padding:0 1em}} .note{{color:#444}}</style></head><body>"
+            + "\n".join(body) + "</body></html>")
+    path = Path(path)
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(html)
+    os.replace(tmp, path)  # a browser reloading mid-write never sees half a page
+    return problems
 
 
 # ---------------------------------------------------------------------------------------
@@ -639,9 +850,23 @@ def build_parser() -> argparse.ArgumentParser:
             options.setdefault("metavar", f.name.upper())
         parser.add_argument(f.metadata.get("flag", "--" + f.name.replace("_", "-")), dest=f.name,
                             default=f.default, **options)
-    parser.add_argument("--report-only", nargs="+", metavar="RUN_DIR", dest="report_dirs",
-                        help="rebuild report.html from the metrics.jsonl of these run folders, train nothing")
+    parser.add_argument("--report", nargs="+", metavar="RUN_DIR", dest="report_dirs",
+                        help="train nothing: rebuild report.html from these run folders' metrics.jsonl; several "
+                             "folders are drawn as mean and min-max band, into --out (default: the one folder, "
+                             "else the current folder)")
     return parser
+
+
+def rebuild_report(run_dirs, out: str) -> int:
+    """--report: a report from files alone, for a finished run, a killed one, or several."""
+    folder = Path(out) if out else Path(run_dirs[0]) if len(run_dirs) == 1 else Path(".")
+    if not folder.is_dir():
+        raise ConfigError(f"{folder} is not a folder")
+    problems = write_report(run_dirs, folder / "report.html")
+    for problem in problems:
+        print(f"ddpg.py: {problem}", file=sys.stderr)
+    print(f"wrote {folder / 'report.html'}")
+    return 2 if any(p.endswith("left out") for p in problems) else 0
 
 
 def main(argv=None) -> int:
@@ -649,6 +874,8 @@ def main(argv=None) -> int:
     cfg = Config(**{f.name: getattr(args, f.name) for f in fields(Config)})
     cfg.hidden_sizes = tuple(cfg.hidden_sizes)
     try:
+        if args.report_dirs:
+            return rebuild_report(args.report_dirs, cfg.out)
         if cfg.eval_only:
             result = evaluate_checkpoint(cfg)
             print(f"{cfg.load} (step {result['step']:,}): mean return {result['eval_return']:.1f} "

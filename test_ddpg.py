@@ -1,0 +1,548 @@
+"""Tests for ddpg.py: exact values per equation, gradient and state properties, the
+training loop's bookkeeping, bad input, the report, and a short learning run.
+
+Run: python -m pytest -q
+"""
+
+import dataclasses
+import json
+import os
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+import gymnasium as gym
+import numpy as np
+import pytest
+import torch
+
+import ddpg
+
+HERE = Path(__file__).parent
+
+
+# --- small environments for the tests; `--env test_ddpg:Counter-v0` imports this module ---
+
+
+class Counter(gym.Env):
+    """obs = [t, 10 * episode]; ends (terminated) at `end_at` if given; time limit via gym.make."""
+
+    def __init__(self, end_at=None, low=(-1.0,), high=(1.0,), obs_shape=(2,)):
+        self.end_at, self.obs_shape = end_at, obs_shape
+        self.action_space = gym.spaces.Box(np.array(low, np.float32), np.array(high, np.float32))
+        self.observation_space = gym.spaces.Box(-np.inf, np.inf, obs_shape, np.float32)
+        self.t, self.episode = 0, -1
+
+    def obs(self):
+        return np.array([self.t, 10 * self.episode], np.float32).reshape(self.obs_shape)
+
+    def reset(self, seed=None, options=None):
+        super().reset(seed=seed)
+        self.t, self.episode = 0, self.episode + 1
+        return self.obs(), {}
+
+    def step(self, action):
+        assert self.action_space.contains(np.asarray(action, np.float32)), action
+        self.t += 1
+        return self.obs(), float(self.t), self.end_at is not None and self.t >= self.end_at, False, {}
+
+
+gym.register("Counter-v0", entry_point=Counter, max_episode_steps=5)
+gym.register("Terminating-v0", entry_point=Counter, kwargs={"end_at": 3}, max_episode_steps=5)
+gym.register("Unbounded-v0", entry_point=Counter, kwargs={"low": (-np.inf,), "high": (np.inf,)})
+gym.register("Image-v0", entry_point=Counter, kwargs={"obs_shape": (1, 2)})
+gym.register("Asymmetric-v0", entry_point=Counter, kwargs={"low": (0.0, -3.0), "high": (1.0, 5.0)},
+             max_episode_steps=20)
+
+
+def quick(tmp_path, **overrides):
+    """A tiny, fast config for tests of the loop's bookkeeping."""
+    settings = dict(env="test_ddpg:Counter-v0", total_steps=12, learning_starts=4, batch_size=4,
+                    buffer_size=100, eval_every=12, eval_episodes=1, log_every=6, probe_states=2,
+                    hidden_sizes=(8,), report=False, out=str(tmp_path / "run"))
+    settings.update(overrides)
+    return ddpg.Config(**settings)
+
+
+# --- Tier 1: each equation's function, with hand-computed numbers ---
+
+
+def test_td_target_bootstraps_unless_terminated():
+    # E6: y = r + gamma * (1 - d) * next_q
+    r, next_q = torch.tensor([1.0, 1.0, -2.0]), torch.tensor([10.0, 10.0, 4.0])
+    terminated = torch.tensor([0.0, 1.0, 0.0])
+    y = ddpg.td_target(r, next_q, terminated, gamma=0.9)
+    assert torch.allclose(y, torch.tensor([1.0 + 9.0, 1.0, -2.0 + 3.6]))
+
+
+def test_td_target_gamma_edge_cases():
+    assert ddpg.td_target(2.0, 100.0, 0.0, gamma=0.0) == 2.0  # gamma 0: reward only
+    assert ddpg.td_target(2.0, 100.0, 1.0, gamma=0.99) == 2.0  # terminal: no bootstrap
+    assert ddpg.td_target(2.0, 100.0, 0.0, gamma=0.99) == pytest.approx(101.0)
+    # A truncated transition is stored with terminated=0, so it bootstraps like any other.
+    assert ddpg.td_target(-1.0, -50.0, 0.0, gamma=0.5) == -26.0
+
+
+def test_critic_loss_is_mean_squared_td_error():
+    q, y = torch.tensor([1.0, 2.0]), torch.tensor([0.0, 4.0])
+    assert ddpg.critic_loss(q, y).item() == pytest.approx((1.0 + 4.0) / 2)
+
+
+def test_actor_loss_is_minus_mean_q_of_the_actors_action():
+    s = torch.tensor([[1.0], [3.0]])
+    actor = lambda s: 2 * s  # noqa: E731  a = [2, 6]
+    critic = lambda s, a: (s + a).sum(-1)  # noqa: E731  Q = [3, 9]
+    assert ddpg.actor_loss(actor, critic, s).item() == pytest.approx(-6.0)
+
+
+def constant_net(value):
+    net = torch.nn.Linear(2, 2)
+    with torch.no_grad():
+        for p in net.parameters():
+            p.fill_(value)
+    return net
+
+
+@pytest.mark.parametrize("tau, expected", [(1.0, 2.0), (0.0, 0.0), (0.5, 1.0), (0.25, 0.5)])
+def test_soft_update(tau, expected):
+    target, source = constant_net(0.0), constant_net(2.0)
+    ddpg.soft_update(target, source, tau)
+    for p in target.parameters():
+        assert torch.all(p == expected)
+    for p in source.parameters():  # the source is left alone
+        assert torch.all(p == 2.0)
+
+
+def test_exploration_noise_scale_and_clipping():
+    rng = np.random.default_rng(0)
+    sigma = np.array([0.1, 2.0])
+    a = np.array([0.0, 0.0])
+    samples = np.stack([ddpg.add_exploration_noise(a, sigma, [-10, -10], [10, 10], rng) for _ in range(20_000)])
+    assert np.allclose(samples.mean(0), 0.0, atol=0.05)
+    assert np.allclose(samples.std(0), sigma, rtol=0.05)
+    clipped = np.stack([ddpg.add_exploration_noise(np.array([0.9, -2.9]), np.array([1.0, 1.0]),
+                                                   [0.0, -3.0], [1.0, 5.0], rng) for _ in range(2000)])
+    assert clipped[:, 0].min() >= 0.0 and clipped[:, 0].max() == 1.0
+    assert clipped[:, 1].min() == -3.0 and clipped[:, 1].max() <= 5.0
+    assert np.array_equal(ddpg.add_exploration_noise(a, np.zeros(2), -1, 1, rng), a)
+
+
+# --- Tier 2: networks, buffer, gradient and state properties ---
+
+
+def test_actor_scales_to_asymmetric_bounds():
+    low, high = np.array([0.0, -3.0]), np.array([1.0, 5.0])
+    actor = ddpg.Actor(3, low, high, hidden_sizes=(16,))
+    assert torch.equal(actor.action_scale, torch.tensor([0.5, 4.0]))
+    assert torch.equal(actor.action_bias, torch.tensor([0.5, 1.0]))
+    a = actor(torch.randn(1000, 3) * 100)  # large inputs saturate tanh
+    assert a.shape == (1000, 2)
+    assert torch.all(a >= torch.tensor(low, dtype=torch.float32)) and torch.all(a <= torch.tensor(high, dtype=torch.float32))
+    assert a[:, 1].max() > 4.0 and a[:, 1].min() < -2.0  # reaches both ends, not just [-high, high]
+    with torch.no_grad():
+        for p in actor.net.parameters():
+            p.zero_()
+    assert torch.equal(actor(torch.randn(1, 3)), torch.tensor([[0.5, 1.0]]))  # tanh(0) = 0 -> the middle
+
+
+def test_critic_shape():
+    critic = ddpg.Critic(3, 2, hidden_sizes=(16, 16))
+    assert critic(torch.randn(7, 3), torch.randn(7, 2)).shape == (7,)
+
+
+def make_agent(seed=0):
+    torch.manual_seed(seed)
+    return ddpg.DDPG(3, [-2.0], [2.0], hidden_sizes=(16, 16))
+
+
+def make_batch(n=32, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    return ddpg.Batch(torch.randn(n, 3, generator=g), torch.rand(n, 1, generator=g) * 4 - 2,
+                      torch.randn(n, generator=g), torch.randn(n, 3, generator=g),
+                      (torch.rand(n, generator=g) < 0.2).float())
+
+
+def params(module):
+    return [p.detach().clone() for p in module.parameters()]
+
+
+def same(a, b):
+    return all(torch.equal(x, y) for x, y in zip(a, b))
+
+
+def test_targets_start_as_frozen_copies():
+    agent = make_agent()
+    assert same(params(agent.actor), params(agent.actor_target))
+    assert same(params(agent.critic), params(agent.critic_target))
+    assert not any(p.requires_grad for p in agent.actor_target.parameters())
+    assert not any(p.requires_grad for p in agent.critic_target.parameters())
+    # copies, not the same tensors: changing the online net leaves the target alone
+    with torch.no_grad():
+        next(agent.actor.parameters()).add_(1.0)
+    assert not same(params(agent.actor), params(agent.actor_target))
+
+
+def test_actor_step_changes_actor_and_leaves_critic_untouched():
+    agent = make_agent()
+    critic_before, actor_before = params(agent.critic), params(agent.actor)
+    agent.actor_step(make_batch().s)
+    assert same(params(agent.critic), critic_before)
+    assert all(p.grad is None for p in agent.critic.parameters())  # no stray gradients either
+    assert not same(params(agent.actor), actor_before)
+    assert all(p.requires_grad for p in agent.critic.parameters())  # unfrozen again
+
+
+class PrefersLargeActions(torch.nn.Module):
+    def forward(self, s, a):
+        return a.sum(-1)  # Q(s, a) = a
+
+
+def test_actor_step_follows_the_critic():
+    # E8's gradient ascends Q: with Q(s, a) = a, the actor's actions must grow.
+    agent = make_agent()
+    agent.critic = PrefersLargeActions()
+    s = make_batch().s
+    before = agent.actor(s).mean().item()
+    for _ in range(20):
+        agent.actor_step(s)
+    assert agent.actor(s).mean().item() > before + 0.1
+
+
+def test_critic_step_moves_q_toward_the_td_target_and_leaves_the_rest():
+    agent = make_agent()
+    batch = make_batch()
+    actor_before, targets_before = params(agent.actor), params(agent.critic_target) + params(agent.actor_target)
+    losses = [agent.critic_step(batch, gamma=0.9)["critic_loss"] for _ in range(300)]
+    assert losses[-1] < 0.5 * losses[0]
+    assert same(params(agent.actor), actor_before)
+    assert same(params(agent.critic_target) + params(agent.actor_target), targets_before)
+    assert all(p.grad is None for p in agent.critic_target.parameters())
+
+
+def test_update_soft_updates_targets_after_the_gradient_steps():
+    agent = make_agent()
+    old_actor_target, old_critic_target = params(agent.actor_target), params(agent.critic_target)
+    numbers = agent.update(make_batch(), gamma=0.99, tau=0.25)
+    assert set(numbers) == {"critic_loss", "actor_loss", "q_mean", "target_mean"}
+    for old, new, online in zip(old_actor_target, params(agent.actor_target), params(agent.actor)):
+        assert torch.allclose(new, 0.75 * old + 0.25 * online)
+    for old, new, online in zip(old_critic_target, params(agent.critic_target), params(agent.critic)):
+        assert torch.allclose(new, 0.75 * old + 0.25 * online)
+    assert all(p.grad is None for p in agent.actor_target.parameters())
+
+
+def test_update_numbers_match_a_hand_computation():
+    agent, batch = make_agent(), make_batch()
+    with torch.no_grad():
+        y = batch.r + 0.9 * (1 - batch.terminated) * agent.critic_target(batch.s2, agent.actor_target(batch.s2))
+        q = agent.critic(batch.s, batch.a)
+    numbers = agent.update(batch, gamma=0.9, tau=0.005)
+    assert numbers["target_mean"] == pytest.approx(y.mean().item(), rel=1e-5)
+    assert numbers["q_mean"] == pytest.approx(q.mean().item(), rel=1e-5)
+    assert numbers["critic_loss"] == pytest.approx(((q - y) ** 2).mean().item(), rel=1e-5)
+
+
+def test_replay_buffer_wraps_around():
+    buf = ddpg.ReplayBuffer(obs_dim=1, action_dim=1, capacity=3)
+    for i in range(5):  # transitions 0..4; 3 and 4 overwrite 0 and 1
+        buf.add([i], [i], i, [i + 1], i % 2)
+    assert buf.size == 3 and buf.pos == 2
+    assert buf.s[:, 0].tolist() == [3, 4, 2]
+    assert buf.s2[:, 0].tolist() == [4, 5, 3]
+    assert buf.terminated.tolist() == [1, 0, 0]
+
+
+def test_replay_buffer_samples_uniformly_from_what_it_holds():
+    buf = ddpg.ReplayBuffer(obs_dim=2, action_dim=1, capacity=10)
+    for i in range(4):
+        buf.add([i, -i], [i], float(i), [i + 1, 0], 0)
+    batch = buf.sample(4000, torch.Generator().manual_seed(0))
+    assert batch.s.shape == (4000, 2) and batch.a.shape == (4000, 1) and batch.r.shape == (4000,)
+    counts = np.bincount(batch.r.numpy().astype(int), minlength=10)
+    assert counts[4:].sum() == 0  # never the empty slots
+    assert np.all(np.abs(counts[:4] - 1000) < 150)  # uniform over the 4 stored
+    assert torch.equal(batch.s2[:, 0], batch.r + 1)  # rows stay together
+
+
+# --- The training loop's bookkeeping ---
+
+
+def test_truncation_is_stored_as_not_terminated_with_the_true_last_observation(tmp_path):
+    # Counter-v0: time limit 5, never terminates; obs = [t, 10 * episode].
+    buf = ddpg.train(quick(tmp_path), quiet=True)["buffer"]
+    t, episode = buf.s2[:12, 0], buf.s2[:12, 1]
+    assert t.tolist() == [1, 2, 3, 4, 5] * 2 + [1, 2]  # s' = 5 at the cut, not the next reset's 0
+    assert episode.tolist() == [0] * 5 + [10] * 5 + [20] * 2
+    assert buf.terminated[:12].sum() == 0  # truncation is not termination
+    assert buf.s[5, 0] == 0 and buf.s[5, 1] == 10  # the next episode starts from its own reset
+
+
+def test_termination_is_stored_as_terminated(tmp_path):
+    buf = ddpg.train(quick(tmp_path, env="test_ddpg:Terminating-v0"), quiet=True)["buffer"]
+    assert buf.terminated[:12].tolist() == [0, 0, 1] * 4
+    assert buf.s2[:12, 0].tolist() == [1, 2, 3] * 4
+
+
+def test_actions_respect_asymmetric_bounds_in_training(tmp_path):
+    # Counter.step asserts every action is inside [low, high]; training must not trip it.
+    result = ddpg.train(quick(tmp_path, env="test_ddpg:Asymmetric-v0", total_steps=60, noise_std=3.0), quiet=True)
+    a = result["buffer"].a[:60]
+    assert a[:, 0].min() >= 0 and a[:, 0].max() <= 1 and a[:, 1].min() >= -3 and a[:, 1].max() <= 5
+    assert a[:, 1].max() > 1.5  # uses the upper part of the range, not only [-3, 3]
+
+
+def test_metrics_keys_and_run_folder(tmp_path):
+    result = ddpg.train(quick(tmp_path), quiet=True)
+    records = [json.loads(line) for line in open(result["run_dir"] / "metrics.jsonl")]
+    assert all("step" in r and "time" in r for r in records)
+    episodes = [r for r in records if "episode_return" in r]
+    assert [r["episode_return"] for r in episodes] == [15.0, 15.0]  # 1+2+3+4+5
+    assert [r["episode_length"] for r in episodes] == [5, 5]
+    updates = [r for r in records if "critic_loss" in r]
+    assert updates and all({"q_mean", "target_mean", "actor_loss", "sps"} <= set(r) for r in updates)
+    evals = [r for r in records if "eval_return" in r]
+    assert [r["step"] for r in evals] == [12]
+    assert np.array(evals[0]["probe_actions"]).shape == (2, 1)
+    assert (result["run_dir"] / "model.pt").exists()
+
+
+def strip_timing(path):
+    rows = []
+    for line in open(path):
+        r = json.loads(line)
+        r.pop("time", None), r.pop("sps", None)
+        r.get("config", {}).pop("out", None)
+        rows.append(r)
+    return rows
+
+
+def test_same_seed_same_metrics(tmp_path):
+    cfg = dict(env="Pendulum-v1", total_steps=1200, learning_starts=400, eval_every=600, eval_episodes=2,
+               log_every=200, report=False)
+    a = ddpg.train(ddpg.Config(**cfg, out=str(tmp_path / "a")), quiet=True)
+    b = ddpg.train(ddpg.Config(**cfg, out=str(tmp_path / "b")), quiet=True)
+    c = ddpg.train(ddpg.Config(**cfg, seed=1, out=str(tmp_path / "c")), quiet=True)
+    assert strip_timing(a["run_dir"] / "metrics.jsonl") == strip_timing(b["run_dir"] / "metrics.jsonl")
+    assert strip_timing(a["run_dir"] / "metrics.jsonl") != strip_timing(c["run_dir"] / "metrics.jsonl")
+
+
+def test_checkpoint_round_trip(tmp_path, capsys):
+    cfg = dict(env="Pendulum-v1", total_steps=600, learning_starts=300, eval_every=600, eval_episodes=2,
+               report=False)
+    result = ddpg.train(ddpg.Config(**cfg, out=str(tmp_path / "run")), quiet=True)
+    ckpt = result["run_dir"] / "model.pt"
+    data = ddpg.load_checkpoint(str(ckpt))
+    env = gym.make("Pendulum-v1")
+    agent = ddpg.agent_from_checkpoint(data, str(ckpt), env, ddpg.Config(), "cpu")
+    for name in ("actor", "critic", "actor_target", "critic_target"):
+        assert same(params(getattr(agent, name)), params(getattr(result["agent"], name)))
+    assert data["step"] == 600
+    assert agent.critic_optimizer.state_dict()["state"][0]["step"] == 300  # optimizer state came back too
+    # --eval-only on the checkpoint reproduces the run's final evaluation exactly
+    assert ddpg.main(["--load", str(ckpt), "--eval-only", "--eval-episodes", "2"]) == 0
+    assert f"mean return {result['final_eval_return']:.1f}" in capsys.readouterr().out
+    # and training resumes from its step
+    resumed = ddpg.train(ddpg.Config(**{**cfg, "total_steps": 800}, load=str(ckpt), out=str(tmp_path / "more")),
+                         quiet=True)
+    assert resumed["steps"] == 800 and resumed["buffer"].size == 200
+
+
+# --- Bad input: one line on stderr, exit status 2, no traceback, nothing written ---
+
+
+def fails(argv, capsys, *words):
+    assert ddpg.main(argv) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("ddpg.py: error:") and "\n" not in err, err
+    for word in words:
+        assert word in err, err
+    return err
+
+
+@pytest.mark.parametrize("argv, words", [
+    (["--env", "CartPole-v1"], ["Discrete", "Box"]),
+    (["--env", "test_ddpg:Unbounded-v0"], ["finite bounds"]),
+    (["--env", "test_ddpg:Image-v0"], ["flat"]),
+    (["--env", "NoSuchEnv-v0"], ["cannot make environment"]),
+    (["--env", "no_such_module:Env-v0"], ["no_such_module"]),
+    (["--tau", "0"], ["--tau"]), (["--tau", "1.5"], ["--tau"]),
+    (["--gamma", "1"], ["--gamma"]), (["--gamma", "nan"], ["--gamma"]),
+    (["--batch-size", "0"], ["--batch-size"]), (["--total-steps", "-5"], ["--total-steps"]),
+    (["--hidden-sizes", "64", "0"], ["--hidden-sizes"]), (["--actor-lr", "-1"], ["--actor-lr"]),
+    (["--buffer-size", "100", "--batch-size", "200"], ["larger than --buffer-size"]),
+    (["--learning-starts", "500", "--total-steps", "500"], ["nothing would be learned"]),
+    (["--seed", "abc"], ["--seed"]), (["--device", "tpu"], ["--device"]), (["--no-such-flag"], ["--no-such-flag"]),
+    (["--eval-only"], ["--load"]),
+])
+def test_bad_flags_and_environments(argv, words, capsys, tmp_path):
+    if argv[0] in ("--seed", "--device", "--no-such-flag"):  # argparse's own errors exit via SystemExit(2)
+        with pytest.raises(SystemExit) as e:
+            ddpg.main(argv + ["--out", str(tmp_path / "x")])
+        assert e.value.code == 2
+        err = capsys.readouterr().err.strip()
+        assert err.startswith("ddpg.py: error:") and "\n" not in err and all(w in err for w in words)
+    else:
+        fails(argv + ["--out", str(tmp_path / "x")], capsys, *words)
+    assert not (tmp_path / "x").exists()  # nothing was started
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="this machine has CUDA")
+def test_cuda_without_cuda(capsys, tmp_path):
+    fails(["--device", "cuda", "--out", str(tmp_path / "x")], capsys, "CUDA", "--device cpu")
+
+
+def test_bad_checkpoints(capsys, tmp_path):
+    fails(["--load", str(tmp_path / "missing.pt"), "--eval-only"], capsys, "not found")
+    (tmp_path / "corrupt.pt").write_bytes(b"this is not a checkpoint")
+    fails(["--load", str(tmp_path / "corrupt.pt"), "--eval-only"], capsys, "corrupt")
+    torch.save({"weights": torch.ones(2)}, tmp_path / "other.pt")
+    fails(["--load", str(tmp_path / "other.pt"), "--eval-only"], capsys, "not a ddpg.py checkpoint")
+    fails(["--load", str(tmp_path), "--eval-only"], capsys, "folder")
+    run = ddpg.train(quick(tmp_path), quiet=True)["run_dir"]  # trained on Counter-v0
+    fails(["--load", str(run / "model.pt"), "--eval-only", "--env", "Pendulum-v1"], capsys,
+          "pass --env test_ddpg:Counter-v0")
+    data = torch.load(run / "model.pt", weights_only=True)
+    data["config"]["hidden_sizes"] = [32]  # says 32 wide, holds 8 wide weights
+    torch.save(data, tmp_path / "mismatch.pt")
+    fails(["--load", str(tmp_path / "mismatch.pt"), "--eval-only", "--env", "test_ddpg:Counter-v0"], capsys,
+          "does not match")
+
+
+def test_unwritable_output_folder_and_existing_run(capsys, tmp_path):
+    (tmp_path / "a_file").write_text("x")
+    fails(["--out", str(tmp_path / "a_file" / "run")], capsys, "cannot write to output folder")
+    run = ddpg.train(quick(tmp_path), quiet=True)["run_dir"]
+    before = (run / "metrics.jsonl").read_bytes()
+    fails(["--env", "test_ddpg:Counter-v0", "--out", str(run)], capsys, "already holds a run")
+    assert (run / "metrics.jsonl").read_bytes() == before  # nothing lost
+
+
+def test_help_documents_every_flag():
+    help_text = ddpg.build_parser().format_help()
+    for f in dataclasses.fields(ddpg.Config):
+        flag = f.metadata.get("flag", "--" + f.name.replace("_", "-"))
+        assert flag in help_text and len(f.metadata["help"]) > 10
+    assert "--report" in help_text
+
+
+def test_import_is_silent_and_does_not_need_plotly():
+    code = "import sys, ddpg; assert 'plotly' not in sys.modules; print('ok')"
+    out = subprocess.run([sys.executable, "-c", code], cwd=HERE, capture_output=True, text=True)
+    assert out.returncode == 0 and out.stdout == "ok\n" and out.stderr == ""
+
+
+def test_ctrl_c_saves_and_exits_cleanly(tmp_path):
+    proc = subprocess.Popen([sys.executable, "ddpg.py", "--total-steps", "1000000", "--log-every", "200",
+                             "--eval-episodes", "1", "--no-report", "--out", str(tmp_path / "run")],
+                            cwd=HERE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    for line in proc.stdout:
+        if line.startswith("step") and "1,200/" in line:  # past learning-starts: updates are running
+            break
+    proc.send_signal(signal.SIGINT)
+    out, err = proc.communicate(timeout=60)
+    assert proc.returncode == 130
+    assert "Traceback" not in err and "interrupted at step" in out
+    step = ddpg.load_checkpoint(str(tmp_path / "run" / "model.pt"))["step"]
+    assert step >= 1200
+    assert json.loads((tmp_path / "run" / "metrics.jsonl").read_text().splitlines()[-1])["step"] == step
+
+
+# --- The report (issue 4) ---
+
+
+def synthetic_run(folder, seed, episodes=6, evals=3, bad_line=False):
+    folder.mkdir(parents=True)
+    rng = np.random.default_rng(seed)
+    lines = [{"step": 0, "time": 0, "env": "Pendulum-v1", "gamma": 0.98, "max_episode_steps": 200,
+              "probe_states": [[1.0, 0.0, 0.0], [0.0, 1.0, 0.5]]}]
+    for i in range(1, episodes + 1):
+        lines.append({"step": 200 * i, "time": i, "episode_return": -1000 + 100 * i + seed, "episode_length": 200})
+        lines.append({"step": 200 * i, "time": i, "critic_loss": 1.0 / i, "actor_loss": -i, "q_mean": -i,
+                      "target_mean": -i - 0.5, "sps": 1000})
+    for k in range(1, evals + 1):
+        lines.append({"step": 400 * k, "time": k, "eval_return": -900 + 200 * k + seed, "q_start": -50 + k,
+                      "mc_return": -60 + k, "probe_actions": rng.uniform(-2, 2, (2, 1)).tolist()})
+    text = "\n".join(json.dumps(x) for x in lines) + "\n"
+    if bad_line:
+        text += '{"step": 1400, "episode_ret'  # a run killed mid-write
+    (folder / "metrics.jsonl").write_text(text)
+    return folder
+
+
+def trace(fig, name):
+    return next(t for t in fig["data"] if t.get("name") == name)
+
+
+def test_report_figures_hold_the_runs_data(tmp_path):
+    run = synthetic_run(tmp_path / "a", seed=0)
+    records, problems = ddpg.read_metrics(run)
+    figs = ddpg.report_figures([("a", records)])
+    assert set(figs) == {"learning", "q", "overestimation", "probes", "diagram"}
+    assert trace(figs["learning"], "training episode return")["y"] == [-900, -800, -700, -600, -500, -400]
+    assert trace(figs["learning"], "evaluation return (no noise)")["x"] == [400, 800, 1200]
+    assert len(trace(figs["q"], "TD target y, minibatch mean")["y"]) == 6
+    assert trace(figs["q"], "critic loss")["yaxis"] == "y2"
+    assert trace(figs["overestimation"], "critic: Q(s0, mu(s0))")["y"] == [-49, -48, -47]
+    assert "200 steps" in figs["overestimation"]["layout"]["title"]["text"]  # says where MC returns are cut
+    probes = figs["probes"]["data"]
+    assert len(probes) == 2 and all(len(t["y"]) == 3 for t in probes)
+    assert "s=(1.00, 0.00, 0.00)" in probes[0]["name"]
+    assert len(figs["diagram"]["layout"]["annotations"]) > 10
+
+
+def test_report_is_one_offline_page(tmp_path):
+    run = synthetic_run(tmp_path / "a", seed=0)
+    assert ddpg.write_report([run], run / "report.html") == []
+    html = (run / "report.html").read_text()
+    for heading in ["Learning curve", "Q-values and TD targets", "Overestimation check", "Policy evolution",
+                    "actor-critic loop"]:
+        assert heading in html
+    assert html.count("Plotly.newPlot") == 5
+    from plotly.offline import get_plotlyjs
+    assert get_plotlyjs() in html  # plotly.js is inlined ...
+    page = html.replace(get_plotlyjs(), "")
+    assert "<script src" not in page and "http" not in page  # ... and nothing is fetched from the network
+
+
+def test_report_of_several_runs_shows_mean_and_band(tmp_path, capsys):
+    a, b = synthetic_run(tmp_path / "a", seed=0), synthetic_run(tmp_path / "b", seed=10)
+    assert ddpg.main(["--report", str(a), str(b), "--out", str(tmp_path)]) == 0
+    assert (tmp_path / "report.html").exists()
+    figs = ddpg.report_figures([("a", ddpg.read_metrics(a)[0]), ("b", ddpg.read_metrics(b)[0])])
+    mean = trace(figs["learning"], "evaluation return (no noise)")["y"]
+    assert mean == [-700 + 5, -500 + 5, -300 + 5]
+    band = trace(figs["learning"], "evaluation return (no noise) (min-max)")
+    assert band["y"] == [-700 + 10, -500 + 10, -300 + 10] and band["fill"] == "tonexty"
+    assert "mean of 2 runs" in figs["learning"]["layout"]["title"]["text"]
+
+
+def test_report_names_bad_lines_and_reports_the_rest(tmp_path, capsys):
+    good = synthetic_run(tmp_path / "good", seed=0, bad_line=True)
+    assert ddpg.main(["--report", str(good)]) == 0
+    err = capsys.readouterr().err
+    assert f"{good / 'metrics.jsonl'}:17: not a JSON object" in err  # 16 good lines, then the cut one
+    assert (good / "report.html").exists()
+    # a missing folder: named, the rest still reported, exit status 2
+    assert ddpg.main(["--report", str(good), str(tmp_path / "nope"), "--out", str(tmp_path)]) == 2
+    assert str(tmp_path / "nope" / "metrics.jsonl") in capsys.readouterr().err
+    assert (tmp_path / "report.html").exists()
+    fails(["--report", str(tmp_path / "nope")], capsys, "nope")
+    (tmp_path / "empty").mkdir()
+    fails(["--report", str(tmp_path / "empty")], capsys, "nothing to report")
+
+
+def test_training_writes_the_report(tmp_path):
+    run = ddpg.train(quick(tmp_path, report=True), quiet=True)["run_dir"]
+    html = (run / "report.html").read_text()
+    assert html.count("Plotly.newPlot") == 5
+
+
+# --- Tier 3: it learns ---
+
+
+def test_learns_pendulum(tmp_path):
+    # Defaults, 6,000 steps (a third of the default budget). A correct DDPG gets above
+    # -300 here (seed 0: about -115); random or broken updates stay near -1,200.
+    result = ddpg.train(ddpg.Config(total_steps=6_000, report=False, out=str(tmp_path / "run")), quiet=True)
+    assert result["final_eval_return"] >= -300, result["final_eval_returns"]
