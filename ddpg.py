@@ -278,15 +278,18 @@ def actor_loss(actor: nn.Module, critic: nn.Module, s: torch.Tensor) -> torch.Te
 
 
 @torch.no_grad()  # targets are never part of a graph: they receive no gradient
-def soft_update(target: nn.Module, source: nn.Module, tau: float) -> None:
+def soft_update(target, source, tau: float) -> None:
     """E3: theta' <- tau * theta + (1 - tau) * theta', in place, for every parameter.
 
     tau = 1 copies, tau = 0 keeps. A small tau makes the target network, and so the TD
     target y, change slowly: the critic regresses onto a target that stands still long
-    enough to be fitted.
+    enough to be fitted. `target` and `source` are two nn.Modules of the same shape, or
+    their parameter lists (walking a module's tree costs more than this arithmetic for
+    small networks, so the training loop passes lists made once).
     """
-    for t, s in zip(target.parameters(), source.parameters()):
-        t.lerp_(s, tau)  # t + tau * (s - t)
+    if isinstance(target, nn.Module):
+        target, source = list(target.parameters()), list(source.parameters())
+    torch._foreach_lerp_(target, source, tau)  # t + tau * (s - t), for all parameters in one call
 
 
 class DDPG:
@@ -304,6 +307,9 @@ class DDPG:
         # fused Adam does each optimizer step in one kernel: on a CPU it is ~20% of an update
         self.actor_optimizer = torch.optim.Adam(self.actor.parameters(), lr=actor_lr, fused=True)
         self.critic_optimizer = torch.optim.Adam(self.critic.parameters(), lr=critic_lr, fused=True)
+        # (theta', theta) and (phi', phi) as parameter lists, made once for soft_update
+        self.target_pairs = [(list(t.parameters()), list(s.parameters())) for t, s in
+                             ((self.actor_target, self.actor), (self.critic_target, self.critic))]
 
     @torch.inference_mode()
     def act(self, obs: np.ndarray) -> np.ndarray:
@@ -347,9 +353,9 @@ class DDPG:
         """
         numbers = self.critic_step(batch, gamma)
         numbers.update(self.actor_step(batch.s))
-        # E3, after every gradient step.
-        soft_update(self.actor_target, self.actor, tau)
-        soft_update(self.critic_target, self.critic, tau)
+        # E3, after every gradient step: theta' <- tau theta + (1 - tau) theta', same for phi'.
+        for target, source in self.target_pairs:
+            soft_update(target, source, tau)
         return numbers
 
     def state_dict(self) -> dict:

@@ -105,9 +105,13 @@ def constant_net(value):
 
 
 @pytest.mark.parametrize("tau, expected", [(1.0, 2.0), (0.0, 0.0), (0.5, 1.0), (0.25, 0.5)])
-def test_soft_update(tau, expected):
+@pytest.mark.parametrize("as_lists", [False, True])
+def test_soft_update(tau, expected, as_lists):
     target, source = constant_net(0.0), constant_net(2.0)
-    ddpg.soft_update(target, source, tau)
+    if as_lists:
+        ddpg.soft_update(list(target.parameters()), list(source.parameters()), tau)
+    else:
+        ddpg.soft_update(target, source, tau)
     for p in target.parameters():
         assert torch.all(p == expected)
     for p in source.parameters():  # the source is left alone
