@@ -559,7 +559,7 @@ def train(cfg: Config, quiet: bool = False) -> dict:
     obs, _ = env.reset(seed=cfg.seed)
     episode_return, episode_length, recent_returns = 0.0, 0, []
     last_eval, last_log_time, last_log_step = None, start, start_step
-    step, interrupted = start_step, False
+    step, updates, interrupted = start_step, 0, False
     say(f"training {cfg.env} for {cfg.total_steps:,} steps on {agent.device}; run folder {run_dir}")
     try:
         while step < cfg.total_steps:
@@ -586,18 +586,19 @@ def train(cfg: Config, quiet: bool = False) -> dict:
 
             if step > cfg.learning_starts and buffer.size >= cfg.batch_size:
                 numbers = agent.update(buffer.sample(cfg.batch_size, sampler, agent.device), cfg.gamma, cfg.tau)
+                updates += 1
 
             if step % cfg.log_every == 0 or step == cfg.total_steps:
                 now = time.perf_counter()
                 sps = (step - last_log_step) / max(now - last_log_time, 1e-9)
                 last_log_time, last_log_step = now, step
-                if step > cfg.learning_starts and buffer.size >= cfg.batch_size:
-                    log({"step": step, **numbers, "sps": round(sps, 1)})
-                left = (cfg.total_steps - step) / max(sps, 1e-9)
+                if updates:
+                    log({"step": step, **numbers, "updates": updates, "sps": round(sps, 1)})
+                left = int((cfg.total_steps - step) / max(sps, 1e-9))  # at the current (learning) speed
                 say(f"step {step:>9,}/{cfg.total_steps:,} | {sps:6.0f} steps/s"
                     f" | return (last 10 episodes) {np.mean(recent_returns) if recent_returns else float('nan'):8.1f}"
                     f" | last eval {last_eval['eval_return'] if last_eval else float('nan'):8.1f}"
-                    f" | {int(left) // 60}:{int(left) % 60:02d} left")
+                    f" | {f'{left // 60}:{left % 60:02d}' if updates else '--:--'} left")
             if step % cfg.eval_every == 0 or step == cfg.total_steps:
                 last_eval = evaluate_and_save(step)
         if last_eval is None:  # resumed at or past --total-steps: evaluate what was loaded
@@ -802,7 +803,6 @@ def write_report(run_dirs, path) -> list:
     ConfigError if no run could be read at all.
     """
     pio = load_plotly().io
-    from plotly.offline import get_plotlyjs
 
     runs, problems = [], []
     for d in run_dirs:
@@ -824,15 +824,27 @@ def write_report(run_dirs, path) -> list:
         body.append(f"<h2>{titles[key]}</h2><p class='note'>{PANEL_NOTES[key]}</p>")
         body.append(pio.to_html(fig, full_html=False, include_plotlyjs=False, validate=False,
                                 config={"displaylogo": False}))
-    html = ("<!DOCTYPE html><html><head><meta charset='utf-8'><title>DDPG report</title>"
-            f"<script>{get_plotlyjs()}</script><style>body{{font-family:sans-serif;max-width:1150px;"
-            "margin:auto;padding:0 1em}} .note{{color:#444}}</style></head><body>"
-            + "\n".join(body) + "</body></html>")
+    head = ("<!DOCTYPE html><html><head><meta charset='utf-8'><title>DDPG report</title><style>body{font-family:"
+            "sans-serif;max-width:1150px;margin:auto;padding:0 1em} .note{color:#444}</style><script>")
     path = Path(path)
     tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(html)
+    with open(tmp, "wb") as f:  # in pieces: no second copy of the 5 MB plotly.js per write
+        f.write(head.encode())
+        f.write(plotly_js())
+        f.write(("</script></head><body>" + "\n".join(body) + "</body></html>").encode())
     os.replace(tmp, path)  # a browser reloading mid-write never sees half a page
     return problems
+
+
+_PLOTLY_JS = []
+
+
+def plotly_js() -> bytes:
+    """plotly.js, read and encoded once per process (the report is rewritten at every evaluation)."""
+    if not _PLOTLY_JS:  # the bytes plotly.offline.get_plotlyjs() reads, without its decode and our encode
+        import pkgutil
+        _PLOTLY_JS.append(pkgutil.get_data("plotly", "package_data/plotly.min.js"))
+    return _PLOTLY_JS[0]
 
 
 # ---------------------------------------------------------------------------------------

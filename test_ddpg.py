@@ -310,7 +310,8 @@ def test_metrics_keys_and_run_folder(tmp_path):
     assert [r["episode_return"] for r in episodes] == [15.0, 15.0]  # 1+2+3+4+5
     assert [r["episode_length"] for r in episodes] == [5, 5]
     updates = [r for r in records if "critic_loss" in r]
-    assert updates and all({"q_mean", "target_mean", "actor_loss", "sps"} <= set(r) for r in updates)
+    assert updates and all({"q_mean", "target_mean", "actor_loss", "sps", "updates"} <= set(r) for r in updates)
+    assert [r["updates"] for r in updates] == [2, 8]  # one per step after learning-starts (4): steps 5-6, 5-12
     evals = [r for r in records if "eval_return" in r]
     assert [r["step"] for r in evals] == [12]
     assert np.array(evals[0]["probe_actions"]).shape == (2, 1)
