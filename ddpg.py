@@ -508,6 +508,14 @@ def evaluate_checkpoint(cfg: Config) -> dict:
 EVAL_SEED_OFFSET, PROBE_SEED_OFFSET = 10_000, 20_000  # evaluation and probe start states differ from training's
 
 
+def progress(*parts) -> None:
+    """print, flushed (so `| tee log` shows it live), and harmless if the reader went away."""
+    try:
+        print(*parts, flush=True)
+    except BrokenPipeError:  # e.g. `python ddpg.py | head`: keep training, stop printing
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+
+
 def train(cfg: Config, quiet: bool = False) -> dict:
     """Train DDPG as `cfg` says. Returns the agent, the run folder, the final evaluation.
 
@@ -523,7 +531,7 @@ def train(cfg: Config, quiet: bool = False) -> dict:
         env.close()
         eval_env.close()
         raise
-    say = (lambda *a: None) if quiet else print
+    say = (lambda *a: None) if quiet else progress
 
     obs_dim, action_dim = env.observation_space.shape[0], env.action_space.shape[0]
     low, high = env.action_space.low, env.action_space.high

@@ -459,6 +459,18 @@ def test_ctrl_c_saves_and_exits_cleanly(tmp_path):
     assert json.loads((tmp_path / "run" / "metrics.jsonl").read_text().splitlines()[-1])["step"] == step
 
 
+def test_a_closed_stdout_does_not_kill_the_run(tmp_path):
+    # `python ddpg.py | head -1`: the reader leaves; training must finish and save, silently.
+    proc = subprocess.Popen([sys.executable, "ddpg.py", "--total-steps", "1500", "--log-every", "100",
+                             "--no-report", "--out", str(tmp_path / "run")],
+                            cwd=HERE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    proc.stdout.readline()
+    proc.stdout.close()
+    err = proc.stderr.read()
+    assert proc.wait(timeout=120) == 0 and "Traceback" not in err and "Error" not in err, err
+    assert ddpg.load_checkpoint(str(tmp_path / "run" / "model.pt"))["step"] == 1500
+
+
 # --- The report (issue 4) ---
 
 
