@@ -10,8 +10,8 @@ to the equation-to-code table in README.md.
     import ddpg                               # reuse Actor, Critic, td_target, ...
 
 The file reads in the order of the derivation: config, networks (E1, E2), replay
-buffer (E4), exploration noise (E5), the update (E6, E7, E8, E3), training loop,
-evaluation, checkpoints, diagnostics, command line.
+buffer (E4), exploration noise (E5), the update (E6, E7, E8, E3), evaluation,
+checkpoints, the training loop, diagnostics (report.html), command line.
 
 Where this departs from Lillicrap et al. (2015), and why (each also marked at its line):
   1. Gaussian exploration noise, not Ornstein-Uhlenbeck: simpler and as good in
@@ -19,9 +19,10 @@ Where this departs from Lillicrap et al. (2015), and why (each also marked at it
   2. Hidden layers 64-64, not 400-300: Pendulum-sized tasks learn as well, and an update
      costs about a sixth of the time on a CPU. --hidden-sizes 400 300 restores them.
   3. Actor and critic learning rates both 1e-3 (paper: 1e-4 and 1e-3), batch 128 (paper:
-     64), gamma 0.98 (paper: 0.99), no L2 weight decay on the critic (paper: 1e-2), no
-     batch normalisation, default PyTorch initialisation (paper: uniform +-3e-3 on the
-     last layers). Chosen by measurement over seeds; see README.
+     64), gamma 0.98 (paper: 0.99), tau 0.005 (paper: 0.001; the value of TD3, CleanRL and
+     SB3, and a target that keeps up within a 20,000-step budget), no L2 weight decay on
+     the critic (paper: 1e-2), no batch normalisation, default PyTorch initialisation
+     (paper: uniform +-3e-3 on the last layers). Chosen by measurement over seeds; see README.
   4. The first --learning-starts steps act uniformly at random, to fill the buffer with
      diverse data before the first update (the paper starts updating at once).
   5. The action enters the critic at its first layer (paper: at the second).
@@ -78,7 +79,7 @@ class Config:
     threads: int = arg(1, "torch CPU threads; 1 is fastest for small networks (0: torch's default)")
     device: str = arg("auto", "where the networks live: auto (cuda if available), cpu or cuda", choices=("auto", "cpu", "cuda"))
     out: str = arg("", "run folder for metrics.jsonl, model.pt and report.html (default: a new folder under runs/)")
-    load: str = arg("", "checkpoint (model.pt) to start from: networks, targets, optimizers and step")
+    load: str = arg("", "checkpoint (model.pt) to start from: networks (their sizes too), targets, optimizers, step")
     eval_only: bool = arg(False, "with --load: evaluate the checkpoint, print the return, train nothing", action="store_true")
     report: bool = arg(True, "don't write report.html (then plotly is not needed)", flag="--no-report", action="store_false")
 
@@ -428,7 +429,14 @@ def load_checkpoint(path: str) -> dict:
                           f"({type(e).__name__})") from None
     if not isinstance(data, dict) or data.get("format") != CHECKPOINT_FORMAT:
         raise ConfigError(f"{path} is not a ddpg.py checkpoint")
+    missing = CHECKPOINT_KEYS - set(data) or {"env", "hidden_sizes"} - set(data["config"])
+    if missing:
+        raise ConfigError(f"{path} is incomplete: it lacks {', '.join(sorted(missing))}")
     return data
+
+
+CHECKPOINT_KEYS = {"config", "step", "obs_dim", "action_low", "action_high", "actor", "critic", "actor_target",
+                   "critic_target", "actor_optimizer", "critic_optimizer"}
 
 
 def agent_from_checkpoint(data: dict, path: str, env: gym.Env, cfg: Config, device) -> DDPG:
@@ -442,7 +450,7 @@ def agent_from_checkpoint(data: dict, path: str, env: gym.Env, cfg: Config, devi
                           f"pass --env {trained_on}")
     agent = DDPG(data["obs_dim"], data["action_low"], data["action_high"], data["config"]["hidden_sizes"],
                  cfg.actor_lr, cfg.critic_lr, device)
-    try:
+    try:  # the optimizers' state comes back too, learning rates included
         agent.load_state_dict({k: data[k] for k in agent.state_dict()})
     except (KeyError, RuntimeError, ValueError) as e:
         raise ConfigError(f"{path} does not match the networks it describes: {str(e).splitlines()[0]}") from None
@@ -603,10 +611,10 @@ def train(cfg: Config, quiet: bool = False) -> dict:
                 if updates:
                     log({"step": step, **numbers, "updates": updates, "sps": round(sps, 1)})
                 left = int((cfg.total_steps - step) / max(sps, 1e-9))  # at the current (learning) speed
-                say(f"step {step:>9,}/{cfg.total_steps:,} | {sps:6.0f} steps/s"
-                    f" | return (last 10 episodes) {np.mean(recent_returns) if recent_returns else float('nan'):8.1f}"
-                    f" | last eval {last_eval['eval_return'] if last_eval else float('nan'):8.1f}"
-                    f" | {f'{left // 60}:{left % 60:02d}' if updates else '--:--'} left")
+                recent = f"{np.mean(recent_returns):8.1f}" if recent_returns else f"{'-':>8}"
+                evaluated = f"{last_eval['eval_return']:8.1f}" if last_eval else f"{'-':>8}"
+                say(f"step {step:>9,}/{cfg.total_steps:,} | {sps:6.0f} steps/s | return (last 10 episodes) {recent}"
+                    f" | last eval {evaluated} | {f'{left // 60}:{left % 60:02d}' if updates else '--:--'} left")
             if step % cfg.eval_every == 0 or step == cfg.total_steps:
                 last_eval = evaluate_and_save(step)
         if last_eval is None:  # resumed at or past --total-steps: evaluate what was loaded
@@ -683,19 +691,19 @@ def mean_band(curves):
 COLORS = ["#1f77b4", "#d62728", "#2ca02c", "#ff7f0e", "#9467bd", "#8c564b", "#e377c2", "#17becf"]
 
 
-def line(name, curves, color, axis="", mode="lines", width=2, hidden_band=False):
+def line(name, curves, color, axis="", mode="lines", width=2, dash="solid"):
     """Plotly trace dicts: the mean line and, for several runs, a min-max band under it."""
     x, y, low, high = mean_band(curves)
     axes = {"xaxis": "x" + axis, "yaxis": "y" + axis}
     traces = []
-    if low is not None and not hidden_band:
+    if low is not None:
         traces.append({"type": "scatter", "x": x.tolist(), "y": low.tolist(), "mode": "lines", **axes,
                        "line": {"width": 0}, "showlegend": False, "hoverinfo": "skip", "legendgroup": name})
         traces.append({"type": "scatter", "x": x.tolist(), "y": high.tolist(), "mode": "lines", **axes,
                        "fill": "tonexty", "fillcolor": color + "33", "line": {"width": 0},
                        "name": name + " (min-max)", "legendgroup": name, "hoverinfo": "skip"})
     traces.append({"type": "scatter", "x": x.tolist(), "y": y.tolist(), "mode": mode, "name": name, **axes,
-                   "line": {"color": color, "width": width}, "marker": {"color": color, "size": 7},
+                   "line": {"color": color, "width": width, "dash": dash}, "marker": {"color": color, "size": 7},
                    "legendgroup": name})
     return traces
 
@@ -720,14 +728,14 @@ def report_figures(runs):
                       "Learning curve" + plural, ytitle="return")
 
     q_panel = figure(line("Q(s, a), minibatch mean", each("q_mean"), COLORS[0])
-                     + line("TD target y, minibatch mean", each("target_mean"), COLORS[1])
+                     + line("TD target y, minibatch mean", each("target_mean"), COLORS[1], dash="dot")
                      + line("critic loss", each("critic_loss"), COLORS[2], axis="2")
                      + line("actor loss = -Q(s, mu(s))", each("actor_loss"), COLORS[3], axis="3"),
                      "Q-values, TD targets and losses" + plural, ytitle="value",
                      xaxis={"domain": [0, 0.42], "title": {"text": "environment steps"}},
                      xaxis2={"domain": [0.5, 0.72], "anchor": "y2", "title": {"text": "steps"}},
                      xaxis3={"domain": [0.8, 1], "anchor": "y3", "title": {"text": "steps"}},
-                     yaxis2={"anchor": "x2", "type": "log", "title": {"text": "critic loss (log)"}},
+                     yaxis2={"anchor": "x2", "title": {"text": "critic loss"}},
                      yaxis3={"anchor": "x3", "title": {"text": "actor loss"}})
 
     horizon = f"{cut} steps" if cut else "the episode's end"
@@ -792,7 +800,7 @@ def loop_diagram():
 PANEL_NOTES = {
     "learning": "Return per training episode (with exploration noise) and the mean return of the deterministic "
                 "policy at each evaluation. Pendulum-v1 counts as solved near -200 and above.",
-    "q": "Left: the critic's mean Q(s, a) on the sampled minibatch against the mean TD target y. Q tracking y "
+    "q": "Left: the critic's mean Q(s, a) on the sampled minibatch against the mean TD target y (dotted). Q tracking y "
          "means the critic fits its targets; both drifting away from real returns shows up in the next panel. "
          "Middle and right: the losses of E7 and E8.",
     "overestimation": "The critic's estimate at the start state of each evaluation episode against what the "

@@ -414,6 +414,8 @@ def test_bad_checkpoints(capsys, tmp_path):
     fails(["--load", str(run / "model.pt"), "--eval-only", "--env", "Pendulum-v1"], capsys,
           "pass --env test_ddpg:Counter-v0")
     data = torch.load(run / "model.pt", weights_only=True)
+    torch.save({k: v for k, v in data.items() if k != "critic"}, tmp_path / "incomplete.pt")
+    fails(["--load", str(tmp_path / "incomplete.pt"), "--eval-only"], capsys, "lacks critic")
     data["config"]["hidden_sizes"] = [32]  # says 32 wide, holds 8 wide weights
     torch.save(data, tmp_path / "mismatch.pt")
     fails(["--load", str(tmp_path / "mismatch.pt"), "--eval-only", "--env", "test_ddpg:Counter-v0"], capsys,
@@ -569,3 +571,25 @@ def test_learns_pendulum(tmp_path):
     # -300 here (seed 0: about -115); random or broken updates stay near -1,200.
     result = ddpg.train(ddpg.Config(total_steps=6_000, report=False, out=str(tmp_path / "run")), quiet=True)
     assert result["final_eval_return"] >= -300, result["final_eval_returns"]
+
+
+# --- The benchmark (issue 5): a smoke run, one seed, few steps ---
+
+
+def test_benchmark_smoke(tmp_path):
+    out = tmp_path / "bench"
+    proc = subprocess.run([sys.executable, "benchmarks/pendulum.py", "--seeds", "1", "--total-steps", "3000",
+                           "--compare-sb3", "--out", str(out)], cwd=HERE, capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    data = json.loads((out / "results.json").read_text())
+    assert set(data["results"]) == {"ddpg.py", "SB3"}
+    for side in data["results"].values():
+        (run,) = side
+        assert run["final_eval_return"] < 0 and run["peak_rss_mib"] > 50
+        assert run["steps_per_second"] > 0 and run["updates_per_second"] > 0
+        assert len(run["eval_curve"]) == 2  # evaluations at 2,000 and 3,000 steps
+    table = (out / "results.md").read_text()
+    assert "| figure (median over seeds) | ddpg.py | SB3 | ddpg.py / SB3 |" in table
+    assert "peak resident memory" in table and "seconds to solve" in table
+    html = (out / "wallclock.html").read_text()
+    assert "ddpg.py" in html and "SB3" in html and "wall-clock" in html

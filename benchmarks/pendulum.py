@@ -2,6 +2,7 @@
 
     python benchmarks/pendulum.py --seeds 10                 # ddpg.py alone
     python benchmarks/pendulum.py --seeds 10 --compare-sb3   # and SB3's DDPG, same seeds, interleaved
+    python benchmarks/pendulum.py --seeds 10 --ddpg-flags "--gamma 0.99" --out /tmp/g99   # a variant
 
 Each run is its own process: `python ddpg.py --seed K --out ...` with default flags, and
 for SB3 this script re-run as a worker with rl-zoo's Pendulum-v1 hyper-parameters. Both
@@ -20,6 +21,7 @@ wall-clock seconds, mean across seeds with a min-max band).
 import argparse
 import json
 import os
+import shlex
 import statistics
 import subprocess
 import sys
@@ -210,6 +212,7 @@ def main(argv=None) -> int:
     p.add_argument("--out", default=str(ROOT / "benchmarks" / "results"), help="where results go")
     p.add_argument("--total-steps", type=int, default=None,
                    help="shorter runs for a smoke test (default: each side's own budget, 20,000)")
+    p.add_argument("--ddpg-flags", default="", help="extra flags for ddpg.py, to time a variant of the defaults")
     p.add_argument("--sb3-worker", type=int, metavar="SEED", help=argparse.SUPPRESS)
     args = p.parse_args(argv)
     out = Path(args.out)
@@ -235,6 +238,7 @@ def main(argv=None) -> int:
             if name == "ddpg.py":
                 cmd = [sys.executable, "ddpg.py", "--env", "Pendulum-v1", "--seed", str(seed), "--out", str(run_dir)]
                 cmd += ["--total-steps", str(args.total_steps)] if args.total_steps else []
+                cmd += shlex.split(args.ddpg_flags)
             else:
                 cmd = [sys.executable, __file__, "--sb3-worker", str(seed), "--out", str(run_dir),
                        "--total-steps", str(steps)]
