@@ -372,6 +372,8 @@ class DDPG:
 # Evaluation: the deterministic policy, no noise, on its own environment instance
 # ---------------------------------------------------------------------------------------
 
+EVAL_SEED_OFFSET, PROBE_SEED_OFFSET = 10_000, 20_000  # evaluation and probe start states differ from training's
+
 
 def evaluate(agent: DDPG, env: gym.Env, episodes: int, seed: int, gamma: float) -> dict:
     """Run mu(s) without noise for `episodes` episodes; episode k starts at reset(seed=seed+k).
@@ -513,8 +515,6 @@ def evaluate_checkpoint(cfg: Config) -> dict:
         eval_env.close()
 
 
-EVAL_SEED_OFFSET, PROBE_SEED_OFFSET = 10_000, 20_000  # evaluation and probe start states differ from training's
-
 
 def progress(*parts) -> None:
     """print, flushed (so `| tee log` shows it live), and harmless if the reader went away."""
@@ -547,8 +547,8 @@ def train(cfg: Config, quiet: bool = False) -> dict:
     buffer = ReplayBuffer(obs_dim, action_dim, cfg.buffer_size)
     rng = np.random.default_rng(cfg.seed)  # random warm-up actions and exploration noise
     sampler = torch.Generator().manual_seed(cfg.seed)  # minibatch indices
-    probes = np.stack([eval_env.reset(seed=cfg.seed + PROBE_SEED_OFFSET + i)[0]
-                       for i in range(cfg.probe_states)]).astype(np.float32).reshape(cfg.probe_states, obs_dim)
+    probes = np.array([eval_env.reset(seed=cfg.seed + PROBE_SEED_OFFSET + i)[0] for i in range(cfg.probe_states)],
+                      dtype=np.float32).reshape(cfg.probe_states, obs_dim)  # (probes, obs_dim); 0 probes is fine
     probes = torch.as_tensor(probes, device=agent.device)
 
     metrics = open(run_dir / "metrics.jsonl", "a", buffering=1)  # line-buffered: a killed run keeps its lines
@@ -716,7 +716,9 @@ def figure(traces, title, xtitle="environment steps", ytitle="", **layout):
 
 def report_figures(runs):
     """The report's figures as Plotly dicts, from [(run name, records), ...]."""
-    each = lambda key: [series(records, key) for _, records in runs]  # noqa: E731
+    def each(key):  # one (steps, values) curve per run
+        return [series(records, key) for _, records in runs]
+
     n = len(runs)
     header = next((r for r in runs[0][1] if "probe_states" in r), {})
     cut = header.get("max_episode_steps")
@@ -812,24 +814,26 @@ PANEL_NOTES = {
 }
 
 
-def write_report(run_dirs, path) -> list:
+def write_report(run_dirs, path) -> tuple:
     """Write one self-contained HTML page (plotly.js inlined: it opens offline) for the runs.
 
-    Returns the problems met (unreadable lines or folders), which were left out. Raises
-    ConfigError if no run could be read at all.
+    Returns (problems, left_out): a message for each unreadable line or run, and the run
+    folders that could not be drawn at all. Raises ConfigError if none could be.
     """
     pio = load_plotly().io
 
-    runs, problems = [], []
+    runs, problems, left_out = [], [], []
     for d in run_dirs:
         try:
             records, bad = read_metrics(d)
         except OSError as e:
-            problems.append(f"{Path(d) / 'metrics.jsonl'}: {e.strerror or e}; left out")
-            continue
+            records, bad = [], [f"{Path(d) / 'metrics.jsonl'}: {e.strerror or e}"]
         problems += bad
         if records:
             runs.append((Path(d).name, records))
+        else:
+            left_out.append(d)
+            problems.append(f"{d}: no readable records; left out of the report")
     if not runs:
         raise ConfigError("nothing to report: " + "; ".join(problems or ["no records"]))
     titles = {"learning": "1. Learning curve", "q": "2. Q-values and TD targets",
@@ -849,7 +853,7 @@ def write_report(run_dirs, path) -> list:
         f.write(plotly_js())
         f.write(("</script></head><body>" + "\n".join(body) + "</body></html>").encode())
     os.replace(tmp, path)  # a browser reloading mid-write never sees half a page
-    return problems
+    return problems, left_out
 
 
 _PLOTLY_JS = []
@@ -896,11 +900,11 @@ def rebuild_report(run_dirs, out: str) -> int:
     folder = Path(out) if out else Path(run_dirs[0]) if len(run_dirs) == 1 else Path(".")
     if not folder.is_dir():
         raise ConfigError(f"{folder} is not a folder")
-    problems = write_report(run_dirs, folder / "report.html")
+    problems, left_out = write_report(run_dirs, folder / "report.html")
     for problem in problems:
         print(f"ddpg.py: {problem}", file=sys.stderr)
     print(f"wrote {folder / 'report.html'}")
-    return 2 if any(p.endswith("left out") for p in problems) else 0
+    return 2 if left_out else 0  # a run asked for is missing: say so in the exit status too
 
 
 def main(argv=None) -> int:

@@ -302,6 +302,12 @@ def test_actions_respect_asymmetric_bounds_in_training(tmp_path):
     assert a[:, 1].max() > 1.5  # uses the upper part of the range, not only [-3, 3]
 
 
+def test_no_probe_states(tmp_path):
+    run = ddpg.train(quick(tmp_path, probe_states=0, report=True), quiet=True)["run_dir"]
+    evals = [json.loads(line) for line in open(run / "metrics.jsonl") if "probe_actions" in line]
+    assert evals[-1]["probe_actions"] == [] and (run / "report.html").exists()
+
+
 def test_metrics_keys_and_run_folder(tmp_path):
     result = ddpg.train(quick(tmp_path), quiet=True)
     records = [json.loads(line) for line in open(result["run_dir"] / "metrics.jsonl")]
@@ -518,7 +524,7 @@ def test_report_figures_hold_the_runs_data(tmp_path):
 
 def test_report_is_one_offline_page(tmp_path):
     run = synthetic_run(tmp_path / "a", seed=0)
-    assert ddpg.write_report([run], run / "report.html") == []
+    assert ddpg.write_report([run], run / "report.html") == ([], [])
     html = (run / "report.html").read_text()
     for heading in ["Learning curve", "Q-values and TD targets", "Overestimation check", "Policy evolution",
                     "actor-critic loop"]:
@@ -555,6 +561,9 @@ def test_report_names_bad_lines_and_reports_the_rest(tmp_path, capsys):
     fails(["--report", str(tmp_path / "nope")], capsys, "nope")
     (tmp_path / "empty").mkdir()
     fails(["--report", str(tmp_path / "empty")], capsys, "nothing to report")
+    (tmp_path / "empty" / "metrics.jsonl").write_text("")  # a run killed before its first line
+    assert ddpg.main(["--report", str(good), str(tmp_path / "empty"), "--out", str(tmp_path)]) == 2
+    assert "left out of the report" in capsys.readouterr().err
 
 
 def test_training_writes_the_report(tmp_path):

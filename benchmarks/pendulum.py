@@ -22,6 +22,7 @@ import argparse
 import json
 import os
 import shlex
+import shutil
 import statistics
 import subprocess
 import sys
@@ -100,8 +101,8 @@ def run(cmd, log_path: Path) -> dict:
     start = time.perf_counter()
     with open(log_path, "w") as log:
         proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, cwd=ROOT)
-        _, status, usage = os.wait4(proc.pid, 0)
-    proc.returncode = os.waitstatus_to_exitcode(status)
+        _, status, usage = os.wait4(proc.pid, 0)  # wait4, not wait(): it returns the child's own rusage
+    proc.returncode = os.waitstatus_to_exitcode(status)  # tell Popen the child is reaped
     if proc.returncode != 0:
         sys.exit(f"benchmark: {' '.join(map(str, cmd))} failed with status {proc.returncode}; see {log_path}")
     return {"process_seconds": time.perf_counter() - start, "peak_rss_mib": usage.ru_maxrss / 1024}
@@ -232,8 +233,7 @@ def main(argv=None) -> int:
     for seed in range(args.seeds):  # interleaved, so drift in the machine's speed hits both sides alike
         for name in sides:
             run_dir = out / "runs" / ("ours" if name == "ddpg.py" else "sb3") / f"seed{seed}"
-            if run_dir.exists():
-                import shutil
+            if run_dir.exists():  # ddpg.py refuses to overwrite a run, so an earlier one goes first
                 shutil.rmtree(run_dir)
             if name == "ddpg.py":
                 cmd = [sys.executable, "ddpg.py", "--env", "Pendulum-v1", "--seed", str(seed), "--out", str(run_dir)]
