@@ -826,14 +826,15 @@ def write_report(run_dirs, path) -> tuple:
     for d in run_dirs:
         try:
             records, bad = read_metrics(d)
+            why = "no readable records"
         except OSError as e:
-            records, bad = [], [f"{Path(d) / 'metrics.jsonl'}: {e.strerror or e}"]
+            records, bad, why = [], [], f"cannot read {Path(d) / 'metrics.jsonl'} ({e.strerror or e})"
         problems += bad
         if records:
             runs.append((Path(d).name, records))
         else:
             left_out.append(d)
-            problems.append(f"{d}: no readable records; left out of the report")
+            problems.append(f"{d}: {why}; left out of the report")
     if not runs:
         raise ConfigError("nothing to report: " + "; ".join(problems or ["no records"]))
     titles = {"learning": "1. Learning curve", "q": "2. Q-values and TD targets",

@@ -242,8 +242,8 @@ def main(argv=None) -> int:
             else:
                 cmd = [sys.executable, __file__, "--sb3-worker", str(seed), "--out", str(run_dir),
                        "--total-steps", str(steps)]
-            run_dir.parent.mkdir(parents=True, exist_ok=True)
-            process = run(cmd, run_dir.parent / f"seed{seed}.log")
+            run_dir.mkdir(parents=True)  # its stdout.log goes inside; ddpg.py takes an empty folder
+            process = run(cmd, run_dir / "stdout.log")
             result = {**analyse(run_dir), **process}
             sides[name].append(result)
             print(f"{name:8s} seed {seed}: solved (moving average) at "
