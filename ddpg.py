@@ -487,22 +487,37 @@ def prepare_run_dir(path: Path) -> None:
         raise ConfigError(f"cannot write to output folder {path}: {e.strerror or e}") from None
 
 
-def setup(cfg: Config):
-    """Everything that can fail on bad input, checked before the first step."""
+def setup(cfg: Config, run_dir: Path = None):
+    """Everything that can fail on bad input, checked before the first step.
+
+    With a run_dir (training), also checks plotly if a report is wanted and prepares the
+    folder, last, so that bad input leaves no folder behind. On any ConfigError the
+    environments made so far are closed.
+    """
     check_config(cfg)
     device = resolve_device(cfg.device)
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
+    if run_dir is not None and cfg.report:
+        load_plotly()
     data = load_checkpoint(cfg.load) if cfg.load else None
-    env = make_env(cfg.env)
-    eval_env = make_env(cfg.env)
-    torch.manual_seed(cfg.seed)  # network initialisation
-    if data is not None:
-        agent = agent_from_checkpoint(data, cfg.load, env, cfg, device)
-    else:
-        agent = DDPG(env.observation_space.shape[0], env.action_space.low, env.action_space.high,
-                     cfg.hidden_sizes, cfg.actor_lr, cfg.critic_lr, device)
-    return env, eval_env, agent, (data["step"] if data else 0)
+    envs = [make_env(cfg.env)]
+    try:
+        envs.append(make_env(cfg.env))  # the evaluation environment
+        env = envs[0]
+        torch.manual_seed(cfg.seed)  # network initialisation
+        if data is not None:
+            agent = agent_from_checkpoint(data, cfg.load, env, cfg, device)
+        else:
+            agent = DDPG(env.observation_space.shape[0], env.action_space.low, env.action_space.high,
+                         cfg.hidden_sizes, cfg.actor_lr, cfg.critic_lr, device)
+        if run_dir is not None:
+            prepare_run_dir(run_dir)
+    except ConfigError:
+        for e in envs:
+            e.close()
+        raise
+    return envs[0], envs[1], agent, (data["step"] if data else 0)
 
 
 def evaluate_checkpoint(cfg: Config) -> dict:
@@ -529,16 +544,8 @@ def train(cfg: Config, quiet: bool = False) -> dict:
 
     Raises ConfigError on bad input, before any training step.
     """
-    env, eval_env, agent, start_step = setup(cfg)
     run_dir = new_run_dir(cfg)
-    try:
-        if cfg.report:
-            load_plotly()
-        prepare_run_dir(run_dir)
-    except ConfigError:
-        env.close()
-        eval_env.close()
-        raise
+    env, eval_env, agent, start_step = setup(cfg, run_dir)
     say = (lambda *a: None) if quiet else progress
 
     obs_dim, action_dim = env.observation_space.shape[0], env.action_space.shape[0]
