@@ -32,9 +32,11 @@ Where this departs from Lillicrap et al. (2015), and why (each also marked at it
 
 import argparse
 import copy
+import functools
 import json
 import math
 import os
+import pkgutil
 import sys
 import tempfile
 import time
@@ -864,15 +866,10 @@ def write_report(run_dirs, path) -> tuple:
     return problems, left_out
 
 
-_PLOTLY_JS = []
-
-
+@functools.cache  # read once per process: the report is rewritten at every evaluation
 def plotly_js() -> bytes:
-    """plotly.js, read and encoded once per process (the report is rewritten at every evaluation)."""
-    if not _PLOTLY_JS:  # the bytes plotly.offline.get_plotlyjs() reads, without its decode and our encode
-        import pkgutil
-        _PLOTLY_JS.append(pkgutil.get_data("plotly", "package_data/plotly.min.js"))
-    return _PLOTLY_JS[0]
+    """plotly.js as bytes: what plotly.offline.get_plotlyjs() reads, without its decode to str."""
+    return pkgutil.get_data("plotly", "package_data/plotly.min.js")
 
 
 # ---------------------------------------------------------------------------------------
