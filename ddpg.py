@@ -377,6 +377,23 @@ class DDPG:
 EVAL_SEED_OFFSET, PROBE_SEED_OFFSET = 10_000, 20_000  # evaluation and probe start states differ from training's
 
 
+def run_episode(env: gym.Env, act, seed: int, gamma: float) -> tuple:
+    """One episode of the policy `act` (observation -> action) from env.reset(seed=seed).
+
+    Returns (first observation, return, discounted return), the episode ending at
+    termination or truncation.
+    """
+    obs0 = obs = env.reset(seed=seed)[0]
+    total, total_discounted, discount, done = 0.0, 0.0, 1.0, False
+    while not done:
+        obs, reward, terminated, truncated, _ = env.step(act(obs))
+        total += float(reward)
+        total_discounted += discount * float(reward)
+        discount *= gamma
+        done = terminated or truncated
+    return obs0, total, total_discounted
+
+
 def evaluate(agent: DDPG, env: gym.Env, episodes: int, seed: int, gamma: float) -> dict:
     """Run mu(s) without noise for `episodes` episodes; episode k starts at reset(seed=seed+k).
 
@@ -387,17 +404,10 @@ def evaluate(agent: DDPG, env: gym.Env, episodes: int, seed: int, gamma: float) 
     """
     returns, discounted, q_start = [], [], []
     for k in range(episodes):
-        obs, _ = env.reset(seed=seed + k)
-        s0 = torch.as_tensor(obs, dtype=torch.float32, device=agent.device).unsqueeze(0)
+        obs0, total, total_discounted = run_episode(env, agent.act, seed + k, gamma)
+        s0 = torch.as_tensor(obs0, dtype=torch.float32, device=agent.device).unsqueeze(0)
         with torch.inference_mode():
             q_start.append(agent.critic(s0, agent.actor(s0)).item())
-        total, total_discounted, discount, done = 0.0, 0.0, 1.0, False
-        while not done:
-            obs, reward, terminated, truncated, _ = env.step(agent.act(obs))
-            total += float(reward)
-            total_discounted += discount * float(reward)
-            discount *= gamma
-            done = terminated or truncated
         returns.append(total)
         discounted.append(total_discounted)
     return {"eval_return": float(np.mean(returns)), "eval_returns": returns,

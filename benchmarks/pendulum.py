@@ -76,16 +76,11 @@ def sb3_worker(seed: int, out: Path, total_steps: int, eval_every: int, eval_epi
             if step % 1000 == 0 and self.model._n_updates:
                 self.log({"step": step, "updates": int(self.model._n_updates)})
             if step % eval_every == 0 or step == total_steps:
-                returns = []
-                for k in range(eval_episodes):  # the same start states as ddpg.py's evaluations
-                    obs, _ = eval_env.reset(seed=seed + ddpg.EVAL_SEED_OFFSET + k)
-                    total, done = 0.0, False
-                    while not done:
-                        action, _ = self.model.predict(obs, deterministic=True)
-                        obs, reward, terminated, truncated, _ = eval_env.step(action)
-                        total += float(reward)
-                        done = terminated or truncated
-                    returns.append(total)
+                def act(obs):
+                    return self.model.predict(obs, deterministic=True)[0]
+                # ddpg.py's own episode loop, on the same start states as its evaluations
+                returns = [ddpg.run_episode(eval_env, act, seed + ddpg.EVAL_SEED_OFFSET + k, hp["gamma"])[1]
+                           for k in range(eval_episodes)]
                 self.log({"step": step, "eval_return": float(np.mean(returns))})
             return True
 
