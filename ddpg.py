@@ -1,28 +1,32 @@
 """DDPG: Deep Deterministic Policy Gradient, in one annotated file.
 
 Lillicrap et al. (2015), "Continuous control with deep reinforcement learning",
-arXiv:1509.02971. The numbers E1-E8 refer to ../shared/reference/ddpg-equations.md and
-to the equation-to-code table in README.md.
+arXiv:1509.02971. The numbers E1-E8 refer to the equations written out in
+docs/equations.md, and to the equation-to-code table in README.md.
 
     python ddpg.py --env Pendulum-v1          # train, evaluate, checkpoint, report
-    python ddpg.py --load runs/X/model.pt --eval-only
+    python ddpg.py --env Hopper-v5            # MuJoCo: its own measured settings
+    python ddpg.py --resume runs/X            # continue a run exactly where it stopped
+    python ddpg.py --load runs/X/best.pt --eval-only
+    python ddpg.py --load runs/X/best.pt --export policy.pt2   # the actor, without ddpg.py
     python ddpg.py --report runs/A runs/B     # rebuild a report from metrics.jsonl
     import ddpg                               # reuse Actor, Critic, td_target, ...
 
 The file reads in the order of the derivation: config, networks (E1, E2), replay
 buffer (E4), exploration noise (E5), the update (E6, E7, E8, E3), evaluation,
-checkpoints, the training loop, diagnostics (report.html), command line.
+checkpoints, the training run and its loop, diagnostics (report.html), command line.
 
 Where this departs from Lillicrap et al. (2015), and why (each also marked at its line):
-  1. Gaussian exploration noise, not Ornstein-Uhlenbeck: simpler and as good in
-     practice (Fujimoto et al. 2018; the default of TD3, CleanRL and Stable-Baselines3).
-  2. Hidden layers 64-64, not 400-300: Pendulum-sized tasks learn as well, and an update
-     costs about a sixth of the time on a CPU. --hidden-sizes 400 300 restores them.
+  1. Gaussian exploration noise by default, not Ornstein-Uhlenbeck: simpler and as good
+     on most tasks (Fujimoto et al. 2018; the default of TD3, CleanRL and Stable-Baselines3).
+     --noise ou gives the paper's process, which tasks with sparse rewards need.
+  2. Hidden layers 64-64 on Pendulum-sized tasks, not 400-300: they learn as well, and an
+     update costs about a sixth of the time on a CPU. MuJoCo tasks get 256-256 (PRESETS).
   3. Actor and critic learning rates both 1e-3 (paper: 1e-4 and 1e-3), batch 128 (paper:
-     64), gamma 0.98 (paper: 0.99), tau 0.005 (paper: 0.001; the value of TD3, CleanRL and
-     SB3, and a target that keeps up within a 20,000-step budget), no L2 weight decay on
-     the critic (paper: 1e-2), no batch normalisation, default PyTorch initialisation
-     (paper: uniform +-3e-3 on the last layers). Chosen by measurement over seeds; see README.
+     64), gamma 0.98 on Pendulum (paper: 0.99), tau 0.005 (paper: 0.001; the value of TD3,
+     CleanRL and SB3), no L2 weight decay on the critic (paper: 1e-2), no batch
+     normalisation, default PyTorch initialisation (paper: uniform +-3e-3 on the last
+     layers). Chosen by measurement over seeds; see README.
   4. The first --learning-starts steps act uniformly at random, to fill the buffer with
      diverse data before the first update (the paper starts updating at once).
   5. The action enters the critic at its first layer (paper: at the second).
@@ -31,14 +35,17 @@ Where this departs from Lillicrap et al. (2015), and why (each also marked at it
 """
 
 import argparse
+import contextlib
 import copy
 import functools
 import json
 import math
 import os
 import pkgutil
+import signal
 import sys
 import tempfile
+import threading
 import time
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
@@ -62,28 +69,66 @@ def arg(default, help, **argparse_kwargs):
 
 @dataclass
 class Config:
-    env: str = arg("Pendulum-v1", "Gymnasium id; 'module:EnvId' imports module first to register it")
+    env: str = arg("Pendulum-v1", "Gymnasium id; 'module:EnvId' imports module first to register it", metavar="ID")
     seed: int = arg(0, "seed for torch, numpy and the environments; same seed, same run on CPU")
     total_steps: int = arg(20_000, "environment steps to train for")
-    learning_starts: int = arg(1_000, "uniform random actions for this many steps before the first update (fills the buffer)")
+    learning_starts: int = arg(1_000, "uniform random actions for this many steps before the first update "
+                                      "(fills the buffer)")
     buffer_size: int = arg(1_000_000, "replay buffer capacity in transitions (E4); the paper's 10^6")
-    batch_size: int = arg(128, "minibatch size per gradient step (paper: 64)")
+    batch_size: int = arg(128, "minibatch size per gradient step; paper: 64")
     gamma: float = arg(0.98, "discount factor in [0, 1) (E6); 0.98 learns Pendulum faster than the paper's 0.99")
     tau: float = arg(0.005, "Polyak rate in (0, 1] for the target networks (E3); paper: 0.001")
-    actor_lr: float = arg(1e-3, "Adam learning rate of the actor (paper: 1e-4)")
-    critic_lr: float = arg(1e-3, "Adam learning rate of the critic (paper: 1e-3)")
-    hidden_sizes: tuple = arg((64, 64), "hidden layer widths of actor and critic (paper: 400 300)", nargs="+", type=int)
-    noise_std: float = arg(0.1, "exploration noise std as a fraction of the action half-range (E5)")
+    actor_lr: float = arg(1e-3, "Adam learning rate of the actor; paper: 1e-4")
+    critic_lr: float = arg(1e-3, "Adam learning rate of the critic; paper: 1e-3")
+    hidden_sizes: tuple = arg((64, 64), "hidden layer widths of actor and critic; paper: 400 300",
+                              nargs="+", type=int, metavar="N")
+    noise: str = arg("gaussian", "exploration noise (E5): gaussian, independent at each step, or ou, the "
+                                 "paper's Ornstein-Uhlenbeck process, correlated in time", choices=("gaussian", "ou"))
+    noise_std: float = arg(0.1, "exploration noise std (the OU process's sigma) as a fraction of the action "
+                                "half-range (E5)")
+    ou_theta: float = arg(0.15, "with --noise ou: how fast the noise returns to 0 per step; the paper's 0.15")
     eval_every: int = arg(2_000, "evaluate the deterministic policy, checkpoint and report every this many steps")
     eval_episodes: int = arg(10, "episodes per evaluation")
     log_every: int = arg(1_000, "print a progress line and log the update's numbers every this many steps")
     probe_states: int = arg(5, "fixed start states whose actions the report tracks over training")
-    threads: int = arg(1, "torch CPU threads; 1 is fastest for small networks (0: torch's default)")
-    device: str = arg("auto", "where the networks live: auto (cuda if available), cpu or cuda", choices=("auto", "cpu", "cuda"))
-    out: str = arg("", "run folder for metrics.jsonl, model.pt and report.html (default: a new folder under runs/)")
-    load: str = arg("", "checkpoint (model.pt) to start from: networks (their sizes too), targets, optimizers, step")
-    eval_only: bool = arg(False, "with --load: evaluate the checkpoint, print the return, train nothing", action="store_true")
-    report: bool = arg(True, "don't write report.html (then plotly is not needed)", flag="--no-report", action="store_false")
+    threads: int = arg(1, "torch CPU threads; 1 is fastest for 64-64 networks, 2 for 256-256; 0: torch's default")
+    device: str = arg("auto", "where the networks live: auto (cuda if available), cpu or cuda",
+                      choices=("auto", "cpu", "cuda"))
+    out: str = arg("", "run folder for metrics.jsonl, model.pt, best.pt and report.html "
+                       "(default: a new folder under runs/)", metavar="DIR")
+    load: str = arg("", "start a new run from this checkpoint's networks, targets, optimizers and step "
+                        "(model.pt or best.pt; its replay buffer is not used)", metavar="FILE")
+    resume: str = arg("", "continue the run in this folder exactly where its model.pt stopped: buffer, random "
+                          "streams and counters too; only --total-steps, --threads, --device and --no-report "
+                          "may change", metavar="DIR")
+    eval_only: bool = arg(False, "with --load: evaluate the checkpoint, print the return, train nothing",
+                          action="store_true")
+    report: bool = arg(True, "don't write report.html (then plotly is not needed)", flag="--no-report",
+                       action="store_false")
+
+
+# Settings per task family, measured on this project's machine (README, "How the settings were
+# chosen"). A flag given on the command line always wins over its preset.
+PRESETS = {
+    "mujoco": dict(total_steps=1_000_000, learning_starts=10_000, batch_size=256, gamma=0.99,
+                   hidden_sizes=(256, 256), eval_every=5_000, log_every=5_000, threads=2),
+}
+
+
+def preset_for(env_id: str) -> str:
+    """The PRESETS family of an environment id, or "" (Pendulum's defaults) if it has none."""
+    try:
+        entry_point = str(gym.spec(env_id).entry_point)
+    except Exception:  # unknown or not yet importable: make_env() says what is wrong
+        return ""
+    return "mujoco" if entry_point.startswith("gymnasium.envs.mujoco") else ""
+
+
+def config_for(env: str = Config.env, **flags) -> Config:
+    """A Config for `env`: Pendulum's defaults, then its family's preset, then `flags`."""
+    cfg = Config(env=env, **{**PRESETS.get(preset_for(env), {}), **flags})
+    cfg.hidden_sizes = tuple(cfg.hidden_sizes)
+    return cfg
 
 
 class ConfigError(ValueError):
@@ -108,13 +153,17 @@ def check_config(cfg: Config) -> None:
             raise ConfigError(f"--{name.replace('_', '-')} must be a positive number, got {getattr(cfg, name)}")
     if not (cfg.noise_std >= 0 and math.isfinite(cfg.noise_std)):
         raise ConfigError(f"--noise-std must be >= 0, got {cfg.noise_std}")
+    if not (0 <= cfg.ou_theta <= 1):
+        raise ConfigError(f"--ou-theta must be in [0, 1] (it is a per-step rate, dt = 1), got {cfg.ou_theta}")
     if any(h <= 0 for h in cfg.hidden_sizes):
         raise ConfigError(f"--hidden-sizes must all be positive, got {list(cfg.hidden_sizes)}")
     if cfg.batch_size > cfg.buffer_size:
         raise ConfigError(f"--batch-size {cfg.batch_size} is larger than --buffer-size {cfg.buffer_size}")
     if cfg.eval_only and not cfg.load:
         raise ConfigError("--eval-only needs --load CHECKPOINT")
-    if cfg.learning_starts >= cfg.total_steps and not cfg.eval_only and not cfg.load:
+    if cfg.resume and (cfg.load or cfg.eval_only):
+        raise ConfigError("--resume continues a run; --load starts a new one from a checkpoint: pass one of them")
+    if cfg.learning_starts >= cfg.total_steps and not (cfg.eval_only or cfg.load or cfg.resume):
         raise ConfigError(f"--learning-starts {cfg.learning_starts} >= --total-steps {cfg.total_steps}: nothing would be learned")
 
 
@@ -130,7 +179,11 @@ def make_env(env_id: str) -> gym.Env:
     """gym.make, plus the checks DDPG needs: a flat Box observation, a bounded Box action."""
     try:
         env = gym.make(env_id)
-    except Exception as e:  # unknown id, missing module, missing extra dependency, ...
+    except gym.error.DependencyNotInstalled as e:  # e.g. a MuJoCo task without the mujoco package
+        extra = "mujoco" if preset_for(env_id) == "mujoco" else None
+        how = f'pip install "gymnasium[{extra}]=={gym.__version__}"' if extra else str(e).splitlines()[0]
+        raise ConfigError(f"cannot make environment {env_id!r}: a package it needs is missing; {how}") from None
+    except Exception as e:  # unknown id, missing module, ...
         raise ConfigError(f"cannot make environment {env_id!r}: {str(e).splitlines()[0]}") from None
     act, obs = env.action_space, env.observation_space
     if not isinstance(act, gym.spaces.Box):
@@ -216,6 +269,8 @@ class ReplayBuffer:
     the same memory make sampling one gather per field, with no copy into torch.
     """
 
+    FIELDS = ("s", "a", "r", "s2", "terminated")
+
     def __init__(self, obs_dim: int, action_dim: int, capacity: int):
         self.capacity, self.pos, self.size = capacity, 0, 0
         self.s = np.zeros((capacity, obs_dim), np.float32)
@@ -223,7 +278,7 @@ class ReplayBuffer:
         self.r = np.zeros(capacity, np.float32)
         self.s2 = np.zeros((capacity, obs_dim), np.float32)
         self.terminated = np.zeros(capacity, np.float32)
-        self._views = [torch.from_numpy(x) for x in (self.s, self.a, self.r, self.s2, self.terminated)]
+        self._views = [torch.from_numpy(getattr(self, name)) for name in self.FIELDS]
 
     def add(self, s, a, r, s2, terminated) -> None:
         i = self.pos
@@ -241,13 +296,28 @@ class ReplayBuffer:
 # ---------------------------------------------------------------------------------------
 
 
-def add_exploration_noise(action: np.ndarray, sigma: np.ndarray, low, high, rng: np.random.Generator) -> np.ndarray:
-    """E5: a_t = clip(mu(s_t) + eps_t, low, high),  eps_t ~ N(0, sigma^2).
+def gaussian_noise(sigma: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """E5, the default: eps_t ~ N(0, sigma^2), drawn afresh at every step (departure 1)."""
+    return rng.normal(0.0, sigma)
 
-    The actor is deterministic, so without noise it would only ever try one action per
-    state. Departure 1: Gaussian, not the paper's Ornstein-Uhlenbeck process.
+
+def ou_noise(x: np.ndarray, sigma: np.ndarray, theta: float, rng: np.random.Generator, dt: float = 1.0):
+    """E5, the paper's: one step of the Ornstein-Uhlenbeck process, eps_t = x_{t+1}, with
+
+        x_{t+1} = x_t + theta * (0 - x_t) * dt + sigma * sqrt(dt) * N(0, 1).
+
+    Each step keeps (1 - theta) of the last noise and adds a fresh kick, so the noise
+    pushes in one direction for about 1 / theta steps: a sustained push that independent
+    Gaussian draws almost never produce (MountainCar's back-and-forth swing needs one).
+    x starts at 0 and is reset to 0 at every episode start.
     """
-    return np.clip(action + rng.normal(0.0, sigma), low, high)
+    return x + theta * (0.0 - x) * dt + sigma * math.sqrt(dt) * rng.standard_normal(np.shape(x))
+
+
+def add_exploration_noise(action: np.ndarray, eps: np.ndarray, low, high) -> np.ndarray:
+    """E5: a_t = clip(mu(s_t) + eps_t, low, high). The actor is deterministic: without the
+    noise it would only ever try one action per state."""
+    return np.clip(action + eps, low, high)
 
 
 # ---------------------------------------------------------------------------------------
@@ -263,6 +333,8 @@ def td_target(reward, next_q, terminated, gamma: float):
     had a future, so the target bootstraps from s' as usual. Treating truncation as
     termination teaches the critic that the world ends at step 200.
     """
+    if isinstance(terminated, torch.Tensor) and terminated.dtype == torch.bool:
+        terminated = terminated.float()  # a bool mask (vector envs, many buffers); 1 - bool raises
     return reward + gamma * (1.0 - terminated) * next_q
 
 
@@ -417,23 +489,68 @@ def evaluate(agent: DDPG, env: gym.Env, episodes: int, seed: int, gamma: float) 
 # ---------------------------------------------------------------------------------------
 # Checkpoints: written atomically, loaded with weights_only=True (no code is unpickled)
 # ---------------------------------------------------------------------------------------
+#
+# Two kinds, one format. A policy checkpoint (best.pt; what --load, --eval-only and
+# --export read) holds the networks, targets, optimizers, config and step. model.pt adds
+# a "run" part, Run.state_dict(): the replay buffer, every random stream and the counters,
+# so that --resume continues the run exactly. model.pt is written at every evaluation, at
+# the end and on a signal; with 10^6 HalfCheetah transitions it is about 170 MB and takes
+# about 0.3 s (README, "What checkpointing costs").
 
 CHECKPOINT_FORMAT = "ddpg.py checkpoint 1"
+CHECKPOINT_KEYS = {"config", "step", "obs_dim", "action_low", "action_high", "actor", "critic", "actor_target",
+                   "critic_target", "actor_optimizer", "critic_optimizer"}
 
 
-def save_checkpoint(path: Path, agent: DDPG, cfg: Config, step: int, env: gym.Env) -> None:
+class Diverged(RuntimeError):
+    """A loss, weight, observation or reward that is not finite. main() prints it as one line, exit status 1."""
+
+
+def check_finite(step: int, numbers: dict, cause: str) -> None:
+    """Stop the run at the first NaN or infinity, naming the step, the quantity and the likely cause."""
+    for name, value in numbers.items():
+        if not np.all(np.isfinite(value)):
+            raise Diverged(f"step {step:,}: {name} is {np.ravel(value)[~np.isfinite(np.ravel(value))][0]}; {cause}")
+
+
+def diverged_cause(cfg: Config) -> str:
+    return f"the updates diverged: lower --critic-lr ({cfg.critic_lr:g}) and --actor-lr ({cfg.actor_lr:g})"
+
+
+def check_weights(agent: DDPG, cfg: Config, step: int) -> None:
+    for name in ("actor", "critic"):
+        if not all(torch.isfinite(p).all() for p in getattr(agent, name).parameters()):
+            raise Diverged(f"step {step:,}: the {name}'s weights are not finite (no checkpoint written); "
+                           + diverged_cause(cfg))
+
+
+def save_checkpoint(path: Path, agent: DDPG, cfg: Config, step: int, env: gym.Env, **extra) -> None:
+    """Write a checkpoint atomically: a temporary file, flushed to disk, renamed over `path`.
+
+    A kill or a full disk during the write leaves the previous file as it was. Weights
+    that are not finite are never written: the previous checkpoint stays the last good one.
+    """
+    check_weights(agent, cfg, step)
     data = {"format": CHECKPOINT_FORMAT, "config": asdict(cfg), "step": step,
             "obs_dim": env.observation_space.shape[0],
             "action_low": env.action_space.low.tolist(), "action_high": env.action_space.high.tolist(),
-            **agent.state_dict()}
+            **agent.state_dict(), **extra}
     tmp = path.with_name(path.name + ".tmp")
-    torch.save(data, tmp)
-    os.replace(tmp, path)  # atomic: a killed run leaves the old checkpoint or the new one, never half
-
-
-def load_checkpoint(path: str) -> dict:
     try:
-        data = torch.load(path, map_location="cpu", weights_only=True)
+        with open(tmp, "wb") as f:
+            torch.save(data, f)
+            f.flush()
+            os.fsync(f.fileno())  # on disk before the rename, so a power cut cannot leave an empty file
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+
+
+def load_checkpoint(path, resume: bool = False) -> dict:
+    """Read and check a checkpoint; with resume=True it must also hold a run (model.pt)."""
+    try:  # mmap: tensors are read from the file when used, so a 170 MB buffer costs nothing until then
+        data = torch.load(path, map_location="cpu", weights_only=True, mmap=True)
     except FileNotFoundError:
         raise ConfigError(f"checkpoint not found: {path}") from None
     except IsADirectoryError:
@@ -446,14 +563,13 @@ def load_checkpoint(path: str) -> dict:
     missing = CHECKPOINT_KEYS - set(data) or {"env", "hidden_sizes"} - set(data["config"])
     if missing:
         raise ConfigError(f"{path} is incomplete: it lacks {', '.join(sorted(missing))}")
+    if resume and "run" not in data:
+        raise ConfigError(f"{path} holds a policy only, not a run to resume; pass --load {path} to start "
+                          "a new run from it")
     return data
 
 
-CHECKPOINT_KEYS = {"config", "step", "obs_dim", "action_low", "action_high", "actor", "critic", "actor_target",
-                   "critic_target", "actor_optimizer", "critic_optimizer"}
-
-
-def agent_from_checkpoint(data: dict, path: str, env: gym.Env, cfg: Config, device) -> DDPG:
+def agent_from_checkpoint(data: dict, path, env: gym.Env, cfg: Config, device) -> DDPG:
     """Rebuild the agent the checkpoint describes, after checking it fits this environment."""
     trained_on = data["config"]["env"]
     fits = (data["obs_dim"] == env.observation_space.shape[0]
@@ -469,6 +585,181 @@ def agent_from_checkpoint(data: dict, path: str, env: gym.Env, cfg: Config, devi
     except (KeyError, RuntimeError, ValueError) as e:
         raise ConfigError(f"{path} does not match the networks it describes: {str(e).splitlines()[0]}") from None
     return agent
+
+
+RESUMABLE = ("total_steps", "threads", "device", "report")  # what --resume may change; the rest is the run's
+
+
+def resume_config(run_dir, **changes) -> Config:
+    """The Config of the run in run_dir, for --resume, with only the RESUMABLE fields changed."""
+    fixed = [f"--{name.replace('_', '-')}" for name in changes if name not in RESUMABLE]
+    if fixed:
+        raise ConfigError(f"--resume continues a run with its own settings; {', '.join(fixed)} cannot change "
+                          "(only --total-steps, --threads, --device and --no-report can)")
+    data = load_checkpoint(Path(run_dir) / "model.pt", resume=True)
+    saved = {f.name: data["config"][f.name] for f in fields(Config) if f.name in data["config"]}
+    cfg = Config(**{**saved, **changes, "resume": str(run_dir), "out": str(run_dir), "load": ""})
+    cfg.hidden_sizes = tuple(cfg.hidden_sizes)
+    return cfg
+
+
+def export_policy(checkpoint: str, path: str) -> Path:
+    """--export: the actor of a checkpoint, action scaling included, as a torch.export program.
+
+    torch.export.load(path).module() maps a (batch, obs_dim) float32 tensor to actions in
+    the environment's bounds, with no ddpg.py (nor gymnasium) needed to run it.
+    """
+    data = load_checkpoint(checkpoint)
+    actor = Actor(data["obs_dim"], data["action_low"], data["action_high"], data["config"]["hidden_sizes"])
+    try:
+        actor.load_state_dict(data["actor"])
+    except RuntimeError as e:
+        raise ConfigError(f"{checkpoint} does not match the networks it describes: {str(e).splitlines()[0]}") from None
+    example = torch.zeros(2, data["obs_dim"])  # any batch size works: the first dimension is dynamic
+    program = torch.export.export(actor.eval(), (example,), dynamic_shapes=({0: torch.export.Dim("batch")},))
+    path = Path(path)
+    tmp = path.with_name(path.name + ".tmp")
+    try:
+        torch.export.save(program, tmp)
+        os.replace(tmp, path)
+    except OSError as e:
+        tmp.unlink(missing_ok=True)
+        raise ConfigError(f"cannot write {path}: {e.strerror or e}") from None
+    return path
+
+
+# ---------------------------------------------------------------------------------------
+# The training run: everything a checkpoint carries, in one object
+# ---------------------------------------------------------------------------------------
+
+
+class Run:
+    """A training run's state: all that model.pt holds so that --resume continues it exactly.
+
+    The agent (networks, targets, optimizers), the replay buffer, every random stream
+    (rng: warm-up actions and noise; sampler: minibatch indices; the training
+    environment's own generator: its resets), the OU noise state and the counters.
+    collect() takes one environment step, learn() one update; train() drives the two.
+    """
+
+    def __init__(self, cfg: Config, env: gym.Env, agent: DDPG, step: int = 0):
+        self.cfg, self.env, self.agent = cfg, env, agent
+        self.low, self.high = env.action_space.low, env.action_space.high
+        self.sigma = cfg.noise_std * (self.high - self.low) / 2  # E5: noise std relative to the half-range
+        self.buffer = ReplayBuffer(env.observation_space.shape[0], env.action_space.shape[0], cfg.buffer_size)
+        self.rng = np.random.default_rng(cfg.seed)  # random warm-up actions and exploration noise
+        self.sampler = torch.Generator().manual_seed(cfg.seed)  # minibatch indices
+        self.reset_seed = cfg.seed  # the first reset seeds the environment; later ones draw from its generator
+        self.noise_x = np.zeros(self.low.shape)  # the OU process's state x_t (E5)
+        self.step, self.updates = step, 0
+        self.obs = None  # None: the next step starts a new episode
+        self.episode_return, self.episode_length, self.recent_returns = 0.0, 0, []
+        self.best = None  # (eval_return, step) of the best evaluation so far
+        self.elapsed = 0.0  # seconds of training before this process (for metrics' `time`)
+        self.stop_signal = None  # set by a signal handler; the loop stops before the next step
+
+    def collect(self):
+        """One environment step of the exploring policy, stored in the buffer (E4, E5).
+
+        Returns the record of the episode it finished, or None.
+        """
+        if self.obs is None:  # a new episode
+            self.obs = self.env.reset(seed=self.reset_seed)[0]
+            self.reset_seed, self.noise_x = None, np.zeros_like(self.noise_x)
+            check_finite(self.step, {"the first observation": self.obs}, self.env_cause)
+        # Act: uniform random during warm-up (departure 4), then mu(s) + noise (E5).
+        if self.step < self.cfg.learning_starts:
+            action = self.rng.uniform(self.low, self.high)
+        else:
+            if self.cfg.noise == "ou":
+                eps = self.noise_x = ou_noise(self.noise_x, self.sigma, self.cfg.ou_theta, self.rng)
+            else:
+                eps = gaussian_noise(self.sigma, self.rng)
+            action = add_exploration_noise(self.agent.act(self.obs), eps, self.low, self.high)
+        action = action.astype(np.float32)
+        next_obs, reward, terminated, truncated, _ = self.env.step(action)
+        self.step += 1
+        check_finite(self.step, {"the observation": next_obs, "the reward": reward}, self.env_cause)
+
+        # E4, E6 trap: store `terminated`, never `truncated`, and next_obs as returned by
+        # this step, which is the true last observation even when the time limit cut the
+        # episode. The reset comes at the next step, after it is stored.
+        self.buffer.add(self.obs, action, reward, next_obs, terminated)
+        self.obs = next_obs
+        self.episode_return += float(reward)
+        self.episode_length += 1
+        if not (terminated or truncated):
+            return None
+        episode = {"step": self.step, "episode_return": self.episode_return, "episode_length": self.episode_length}
+        self.recent_returns = (self.recent_returns + [self.episode_return])[-10:]
+        self.obs, self.episode_return, self.episode_length = None, 0.0, 0
+        return episode
+
+    @property
+    def env_cause(self) -> str:
+        return f"{self.cfg.env} produced it: the environment, not the learning, is at fault"
+
+    def learn(self) -> dict:
+        """One DDPG update on a uniform minibatch; its numbers, checked to be finite."""
+        batch = self.buffer.sample(self.cfg.batch_size, self.sampler, self.agent.device)
+        numbers = self.agent.update(batch, self.cfg.gamma, self.cfg.tau)
+        self.updates += 1
+        check_finite(self.step, numbers, diverged_cause(self.cfg))
+        return numbers
+
+    def state_dict(self) -> dict:
+        """The "run" part of model.pt. The buffer is stored up to its size (and whole once full)."""
+        b = self.buffer
+        return {"buffer": {name: torch.from_numpy(getattr(b, name)[:b.size]) for name in ReplayBuffer.FIELDS},
+                "buffer_pos": b.pos, "rng": self.rng.bit_generator.state, "sampler": self.sampler.get_state(),
+                "reset_seed": self.reset_seed,
+                "env_rng": None if self.reset_seed is not None else self.env.unwrapped.np_random.bit_generator.state,
+                "noise_x": self.noise_x.tolist(), "updates": self.updates, "recent_returns": self.recent_returns,
+                "best": self.best, "elapsed": self.elapsed}
+
+    def load_state_dict(self, state: dict) -> None:
+        """Restore what state_dict() saved. The run goes on with a new episode."""
+        n = len(state["buffer"]["r"])
+        for name, values in state["buffer"].items():
+            getattr(self.buffer, name)[:n] = values.numpy()
+        self.buffer.size, self.buffer.pos = n, state["buffer_pos"]
+        self.rng.bit_generator.state = state["rng"]
+        self.sampler.set_state(state["sampler"])
+        self.reset_seed = state["reset_seed"]
+        if state["env_rng"] is not None:  # the generator the environment's next reset draws from
+            generator = np.random.Generator(getattr(np.random, state["env_rng"]["bit_generator"])())
+            generator.bit_generator.state = state["env_rng"]
+            self.env.unwrapped.np_random = generator
+        self.noise_x = np.array(state["noise_x"])
+        self.updates, self.recent_returns = state["updates"], list(state["recent_returns"])
+        self.best = tuple(state["best"]) if state["best"] else None
+        self.elapsed = state["elapsed"]
+
+
+STOP_SIGNALS = tuple(getattr(signal, name) for name in ("SIGINT", "SIGTERM", "SIGHUP") if hasattr(signal, name))
+
+
+@contextlib.contextmanager
+def stop_on_signals(run: Run):
+    """Ctrl-C (SIGINT), SIGTERM (kill, docker stop, a cluster's preemption) and SIGHUP (a
+    closed terminal) ask the run to stop: it ends the step it is in, saves model.pt and the
+    report, and exits with 128 + the signal's number. The handler only sets a flag, so a
+    signal never lands in the middle of an update or a write, and a second one during the
+    save changes nothing.
+    """
+    if threading.current_thread() is not threading.main_thread():  # only the main thread may set handlers
+        yield
+        return
+
+    def handler(signum, frame):
+        run.stop_signal = run.stop_signal or signum
+
+    previous = {sig: signal.signal(sig, handler) for sig in STOP_SIGNALS}
+    try:
+        yield
+    finally:
+        for sig, old in previous.items():
+            signal.signal(sig, old)
 
 
 # ---------------------------------------------------------------------------------------
@@ -487,10 +778,11 @@ def new_run_dir(cfg: Config) -> Path:
     return path
 
 
-def prepare_run_dir(path: Path) -> None:
+def prepare_run_dir(path: Path, resume: bool = False) -> None:
     """Make the folder and prove it is writable now, not after twenty minutes of training."""
-    if (path / "metrics.jsonl").exists():
-        raise ConfigError(f"{path} already holds a run (metrics.jsonl); choose another --out")
+    if (path / "metrics.jsonl").exists() and not resume:
+        raise ConfigError(f"{path} already holds a run (metrics.jsonl); choose another --out, "
+                          f"or continue it with --resume {path}")
     try:
         path.mkdir(parents=True, exist_ok=True)
         with tempfile.TemporaryFile(dir=path):
@@ -504,7 +796,8 @@ def setup(cfg: Config, run_dir: Path = None):
 
     With a run_dir (training), also checks plotly if a report is wanted and prepares the
     folder, last, so that bad input leaves no folder behind. On any ConfigError the
-    environments made so far are closed.
+    environments made so far are closed. Returns env, eval_env, agent and the checkpoint
+    read (--load or --resume), if any.
     """
     check_config(cfg)
     device = resolve_device(cfg.device)
@@ -512,35 +805,46 @@ def setup(cfg: Config, run_dir: Path = None):
         torch.set_num_threads(cfg.threads)
     if run_dir is not None and cfg.report:
         load_plotly()
-    data = load_checkpoint(cfg.load) if cfg.load else None
+    checkpoint = Path(cfg.resume) / "model.pt" if cfg.resume else cfg.load
+    data = load_checkpoint(checkpoint, resume=bool(cfg.resume)) if checkpoint else None
     envs = [make_env(cfg.env)]
     try:
         envs.append(make_env(cfg.env))  # the evaluation environment
         env = envs[0]
         torch.manual_seed(cfg.seed)  # network initialisation
         if data is not None:
-            agent = agent_from_checkpoint(data, cfg.load, env, cfg, device)
+            agent = agent_from_checkpoint(data, checkpoint, env, cfg, device)
         else:
             agent = DDPG(env.observation_space.shape[0], env.action_space.low, env.action_space.high,
                          cfg.hidden_sizes, cfg.actor_lr, cfg.critic_lr, device)
         if run_dir is not None:
-            prepare_run_dir(run_dir)
+            prepare_run_dir(run_dir, resume=bool(cfg.resume))
     except ConfigError:
         for e in envs:
             e.close()
         raise
-    return envs[0], envs[1], agent, (data["step"] if data else 0)
+    return envs[0], envs[1], agent, data
 
 
 def evaluate_checkpoint(cfg: Config) -> dict:
     """--eval-only: load, evaluate, return the numbers. Writes nothing."""
-    env, eval_env, agent, step = setup(cfg)
+    env, eval_env, agent, data = setup(cfg)
     try:
-        return {"step": step, **evaluate(agent, eval_env, cfg.eval_episodes, cfg.seed + EVAL_SEED_OFFSET, cfg.gamma)}
+        return {"step": data["step"],
+                **evaluate(agent, eval_env, cfg.eval_episodes, cfg.seed + EVAL_SEED_OFFSET, cfg.gamma)}
     finally:
         env.close()
         eval_env.close()
 
+
+def keep_metrics_until(path: Path, step: int) -> None:
+    """On --resume, drop what a killed process logged after its last checkpoint: the
+    resumed run logs those steps again."""
+    lines = path.read_text().splitlines(keepends=True) if path.exists() else []
+    kept = [line for line in lines if line.endswith("\n") and json.loads(line)["step"] <= step]
+    if kept != lines:
+        path.with_name(path.name + ".tmp").write_text("".join(kept))
+        os.replace(path.with_name(path.name + ".tmp"), path)
 
 
 def progress(*parts) -> None:
@@ -551,106 +855,137 @@ def progress(*parts) -> None:
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
 
 
+def warn(message: str) -> None:
+    print(f"ddpg.py: warning: {message}", file=sys.stderr, flush=True)
+
+
+def settings_line(cfg: Config) -> str:
+    preset = preset_for(cfg.env)
+    return (f"settings ({f'{preset} preset' if preset else 'defaults'}, then flags): "
+            f"hidden {' '.join(map(str, cfg.hidden_sizes))} | batch {cfg.batch_size} | "
+            f"lr actor {cfg.actor_lr:g} critic {cfg.critic_lr:g} | gamma {cfg.gamma} | tau {cfg.tau} | "
+            f"noise {cfg.noise} {cfg.noise_std:g} | random steps {cfg.learning_starts:,} | "
+            f"eval every {cfg.eval_every:,} | threads {cfg.threads}")
+
+
 def train(cfg: Config, quiet: bool = False) -> dict:
-    """Train DDPG as `cfg` says. Returns the agent, the run folder, the final evaluation.
+    """Train DDPG as `cfg` says, or continue the run in cfg.resume (see resume_config).
 
-    Raises ConfigError on bad input, before any training step.
+    Returns the agent, the buffer, the run folder, the final and the best evaluation.
+    Raises ConfigError on bad input, before any training step, and Diverged when a loss,
+    weight, observation or reward stops being finite (no checkpoint is written then).
     """
-    run_dir = new_run_dir(cfg)
-    env, eval_env, agent, start_step = setup(cfg, run_dir)
+    run_dir = Path(cfg.resume) if cfg.resume else new_run_dir(cfg)
+    env, eval_env, agent, data = setup(cfg, run_dir)
     say = (lambda *a: None) if quiet else progress
-
-    obs_dim, action_dim = env.observation_space.shape[0], env.action_space.shape[0]
-    low, high = env.action_space.low, env.action_space.high
-    sigma = cfg.noise_std * (high - low) / 2  # E5: noise std relative to the half-range
-    buffer = ReplayBuffer(obs_dim, action_dim, cfg.buffer_size)
-    rng = np.random.default_rng(cfg.seed)  # random warm-up actions and exploration noise
-    sampler = torch.Generator().manual_seed(cfg.seed)  # minibatch indices
+    run = Run(cfg, env, agent, step=data["step"] if data else 0)
+    if cfg.resume:
+        run.load_state_dict(data["run"])
+        keep_metrics_until(run_dir / "metrics.jsonl", run.step)
+    del data  # with --resume it maps the old buffer, now copied
     probes = np.array([eval_env.reset(seed=cfg.seed + PROBE_SEED_OFFSET + i)[0] for i in range(cfg.probe_states)],
-                      dtype=np.float32).reshape(cfg.probe_states, obs_dim)  # (probes, obs_dim); 0 probes is fine
+                      dtype=np.float32).reshape(cfg.probe_states, env.observation_space.shape[0])  # 0 probes is fine
     probes = torch.as_tensor(probes, device=agent.device)
 
     metrics = open(run_dir / "metrics.jsonl", "a", buffering=1)  # line-buffered: a killed run keeps its lines
-    start = time.perf_counter()
+    start = time.perf_counter() - run.elapsed
 
-    def log(record: dict) -> None:
-        metrics.write(json.dumps({**record, "time": round(time.perf_counter() - start, 4)}) + "\n")
+    def log(record: dict) -> None:  # strict JSON: check_finite has stopped the run before any NaN gets here
+        metrics.write(json.dumps({**record, "time": round(time.perf_counter() - start, 4)}, allow_nan=False) + "\n")
 
-    log({"step": start_step, "env": cfg.env, "gamma": cfg.gamma, "config": asdict(cfg),
-         "max_episode_steps": env.spec.max_episode_steps if env.spec else None,
-         "probe_states": probes.cpu().tolist()})
+    if cfg.resume:
+        log({"step": run.step, "resumed": True, "total_steps": cfg.total_steps})
+    else:
+        log({"step": run.step, "env": cfg.env, "gamma": cfg.gamma, "preset": preset_for(cfg.env),
+             "config": asdict(cfg), "max_episode_steps": env.spec.max_episode_steps if env.spec else None,
+             "probe_states": probes.cpu().tolist()})
 
-    def evaluate_and_save(step: int) -> dict:
-        result = evaluate(agent, eval_env, cfg.eval_episodes, cfg.seed + EVAL_SEED_OFFSET, cfg.gamma)
-        with torch.inference_mode():
-            probe_actions = agent.actor(probes).cpu().tolist()
-        log({"step": step, "eval_return": result["eval_return"], "q_start": result["q_start"],
-             "mc_return": result["mc_return"], "probe_actions": probe_actions})
-        save_checkpoint(run_dir / "model.pt", agent, cfg, step, env)
+    def save(path: Path, **extra) -> bool:
+        try:
+            save_checkpoint(path, agent, cfg, run.step, env, **extra)
+            return True
+        except OSError as e:  # e.g. a full disk: the previous file is intact, and training goes on
+            warn(f"could not write {path} at step {run.step:,} ({e.strerror or e}); the previous one is intact")
+            return False
+
+    def checkpoint() -> bool:
+        run.elapsed = time.perf_counter() - start
+        saved = save(run_dir / "model.pt", run=run.state_dict())
         if cfg.report:
             write_report([run_dir], run_dir / "report.html")
+        return saved
+
+    def evaluate_and_save() -> dict:
+        check_weights(agent, cfg, run.step)  # before acting with them in the environment
+        result = evaluate(agent, eval_env, cfg.eval_episodes, cfg.seed + EVAL_SEED_OFFSET, cfg.gamma)
+        check_finite(run.step, {"the evaluation return": result["eval_return"]}, run.env_cause)
+        check_finite(run.step, {"the critic's Q(s0, mu(s0))": result["q_start"]}, diverged_cause(cfg))
+        with torch.inference_mode():
+            probe_actions = agent.actor(probes).cpu().tolist()
+        log({"step": run.step, "eval_return": result["eval_return"], "q_start": result["q_start"],
+             "mc_return": result["mc_return"], "probe_actions": probe_actions})
+        if run.best is None or result["eval_return"] > run.best[0]:
+            run.best = (result["eval_return"], run.step)
+            save(run_dir / "best.pt", eval_return=result["eval_return"])
+        result["saved"] = checkpoint()
         return result
 
-    obs, _ = env.reset(seed=cfg.seed)
-    episode_return, episode_length, recent_returns = 0.0, 0, []
-    last_eval, last_log_time, last_log_step = None, start, start_step
-    step, updates, interrupted = start_step, 0, False
-    say(f"training {cfg.env} for {cfg.total_steps:,} steps on {agent.device}; run folder {run_dir}")
+    last_eval, numbers = None, None
+    last_log_time, last_log_step = time.perf_counter(), run.step
+    say(f"{'resuming' if cfg.resume else 'training'} {cfg.env} {f'at step {run.step:,} ' if cfg.resume else ''}"
+        f"for {cfg.total_steps:,} steps on {agent.device}; run folder {run_dir}")
+    say(settings_line(cfg))
     try:
-        while step < cfg.total_steps:
-            # Act: uniform random during warm-up (departure 4), then mu(s) + noise (E5).
-            if step < cfg.learning_starts:
-                action = rng.uniform(low, high).astype(np.float32)
-            else:
-                action = add_exploration_noise(agent.act(obs), sigma, low, high, rng).astype(np.float32)
-            next_obs, reward, terminated, truncated, _ = env.step(action)
-            step += 1
+        with stop_on_signals(run):
+            while run.step < cfg.total_steps and not run.stop_signal:
+                episode = run.collect()
+                if episode:
+                    log(episode)
+                if run.step > cfg.learning_starts and run.buffer.size >= cfg.batch_size:
+                    numbers = run.learn()
 
-            # E4, E6 trap: store `terminated`, never `truncated`, and next_obs as returned by
-            # this step, which is the true last observation even when the time limit cut the
-            # episode. Resetting happens only after it is stored.
-            buffer.add(obs, action, reward, next_obs, terminated)
-            obs = next_obs
-            episode_return += float(reward)
-            episode_length += 1
-            if terminated or truncated:
-                log({"step": step, "episode_return": episode_return, "episode_length": episode_length})
-                recent_returns = (recent_returns + [episode_return])[-10:]
-                obs, _ = env.reset()
-                episode_return, episode_length = 0.0, 0
-
-            if step > cfg.learning_starts and buffer.size >= cfg.batch_size:
-                numbers = agent.update(buffer.sample(cfg.batch_size, sampler, agent.device), cfg.gamma, cfg.tau)
-                updates += 1
-
-            if step % cfg.log_every == 0 or step == cfg.total_steps:
-                now = time.perf_counter()
-                sps = (step - last_log_step) / max(now - last_log_time, 1e-9)
-                last_log_time, last_log_step = now, step
-                if updates:
-                    log({"step": step, **numbers, "updates": updates, "sps": round(sps, 1)})
-                left = int((cfg.total_steps - step) / max(sps, 1e-9))  # at the current (learning) speed
-                recent = f"{np.mean(recent_returns):8.1f}" if recent_returns else f"{'-':>8}"
-                evaluated = f"{last_eval['eval_return']:8.1f}" if last_eval else f"{'-':>8}"
-                say(f"step {step:>9,}/{cfg.total_steps:,} | {sps:6.0f} steps/s | return (last 10 episodes) {recent}"
-                    f" | last eval {evaluated} | {f'{left // 60}:{left % 60:02d}' if updates else '--:--'} left")
-            if step % cfg.eval_every == 0 or step == cfg.total_steps:
-                last_eval = evaluate_and_save(step)
-        if last_eval is None:  # resumed at or past --total-steps: evaluate what was loaded
-            last_eval = evaluate_and_save(step)
-    except KeyboardInterrupt:
-        interrupted = True
-        say(f"\ninterrupted at step {step:,}; saving")
-        last_eval = evaluate_and_save(step)
+                step = run.step
+                if step % cfg.log_every == 0 or step == cfg.total_steps:
+                    now = time.perf_counter()
+                    sps = (step - last_log_step) / max(now - last_log_time, 1e-9)
+                    last_log_time, last_log_step = now, step
+                    if numbers:
+                        log({"step": step, **numbers, "updates": run.updates, "sps": round(sps, 1)})
+                    left = int((cfg.total_steps - step) / max(sps, 1e-9))  # at the current (learning) speed
+                    recent = f"{np.mean(run.recent_returns):8.1f}" if run.recent_returns else f"{'-':>8}"
+                    evaluated = f"{last_eval['eval_return']:8.1f}" if last_eval else f"{'-':>8}"
+                    say(f"step {step:>9,}/{cfg.total_steps:,} | {sps:6.0f} steps/s | return (last 10 episodes) "
+                        f"{recent} | last eval {evaluated} | {f'{left // 60}:{left % 60:02d}' if numbers else '--:--'}"
+                        " left")
+                if step % cfg.eval_every == 0 or step == cfg.total_steps:
+                    last_eval = evaluate_and_save()
+            if run.stop_signal:  # save what there is, without an evaluation: a signal wants a quick exit
+                say(f"\n{signal.Signals(run.stop_signal).name} at step {run.step:,}; saving")
+                saved = checkpoint()
+            elif last_eval is None:  # resumed at or past --total-steps: evaluate what was loaded
+                last_eval = evaluate_and_save()
+    except Diverged:
+        if cfg.report:  # the report shows the run up to the divergence
+            write_report([run_dir], run_dir / "report.html")
+        raise
     finally:
         metrics.close()
         env.close()
         eval_env.close()
-    say(f"final evaluation: mean return {last_eval['eval_return']:.1f} over {cfg.eval_episodes} episodes "
-        f"at step {step:,}")
-    say(f"run folder: {run_dir}  (metrics.jsonl, model.pt{', report.html' if cfg.report else ''})")
-    return {"agent": agent, "buffer": buffer, "run_dir": run_dir, "steps": step, "interrupted": interrupted,
-            "final_eval_return": last_eval["eval_return"], "final_eval_returns": last_eval["eval_returns"]}
+    if run.stop_signal:
+        say(f"stopped at step {run.step:,}; " + (f"continue with: python ddpg.py --resume {run_dir}" if saved else
+                                                 "model.pt could not be written (see above)"))
+    else:
+        saved = last_eval["saved"]
+        say(f"final evaluation: mean return {last_eval['eval_return']:.1f} over {cfg.eval_episodes} episodes "
+            f"at step {run.step:,}")
+    if run.best:
+        say(f"best evaluation: mean return {run.best[0]:.1f} at step {run.best[1]:,} (best.pt)")
+    say(f"run folder: {run_dir}  (metrics.jsonl, model.pt, best.pt{', report.html' if cfg.report else ''})")
+    return {"agent": agent, "buffer": run.buffer, "run_dir": run_dir, "steps": run.step,
+            "signal": run.stop_signal, "saved": saved, "best": run.best,
+            "final_eval_return": last_eval and last_eval["eval_return"],
+            "final_eval_returns": last_eval and last_eval["eval_returns"]}
 
 
 # ---------------------------------------------------------------------------------------
@@ -744,9 +1079,15 @@ def report_figures(runs):
     gamma = header.get("gamma")
     plural = f" (mean of {n} runs, band: min-max)" if n > 1 else ""
 
+    best = []
+    if n == 1:  # the evaluation that best.pt holds
+        x, y = series(runs[0][1], "eval_return")
+        if len(y):
+            best = [{"type": "scatter", "x": [float(x[y.argmax()])], "y": [float(y.max())], "mode": "markers",
+                     "name": "best evaluation (best.pt)", "marker": {"symbol": "star", "size": 16, "color": "#2ca02c"}}]
     learning = figure(line("training episode return", each("episode_return"), COLORS[0], width=1)
-                      + line("evaluation return (no noise)", each("eval_return"), COLORS[1], mode="lines+markers"),
-                      "Learning curve" + plural, ytitle="return")
+                      + line("evaluation return (no noise)", each("eval_return"), COLORS[1], mode="lines+markers")
+                      + best, "Learning curve" + plural, ytitle="return")
 
     q_panel = figure(line("Q(s, a), minibatch mean", each("q_mean"), COLORS[0])
                      + line("TD target y, minibatch mean", each("target_mean"), COLORS[1], dash="dot")
@@ -893,16 +1234,32 @@ class Parser(argparse.ArgumentParser):
         sys.exit(2)
 
 
+def as_typed(value) -> str:
+    """A default as a user would type it: 64 64, not (64, 64)."""
+    return " ".join(map(str, value)) if isinstance(value, tuple) else str(value)
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = Parser(prog="ddpg.py", allow_abbrev=False, formatter_class=argparse.ArgumentDefaultsHelpFormatter,
-                    description="Train DDPG on a Gymnasium environment with a bounded Box action space.")
+    """One flag per Config field. Defaults are left out of the namespace (SUPPRESS), so that
+    main() knows which flags were given: those override the environment's preset."""
+    parser = Parser(prog="ddpg.py", allow_abbrev=False, argument_default=argparse.SUPPRESS,
+                    description="Train DDPG on a Gymnasium environment with a bounded Box action space. "
+                                "MuJoCo tasks start from their own settings (PRESETS); any flag overrides them.")
     for f in fields(Config):
         options = {k: v for k, v in f.metadata.items() if k != "flag"}
         if "action" not in options:
             options.setdefault("type", f.type)
-            options.setdefault("metavar", f.name.upper())
-        parser.add_argument(f.metadata.get("flag", "--" + f.name.replace("_", "-")), dest=f.name,
-                            default=f.default, **options)
+            options.setdefault("metavar", "N" if f.type is int else "X" if f.type is float else None)
+            if options["metavar"] is None:
+                del options["metavar"]
+        if not isinstance(f.default, bool) and f.default != "":  # flags without a value need no default
+            preset = PRESETS["mujoco"].get(f.name)
+            options["help"] += f" (default: {as_typed(f.default)}" + (
+                f"; MuJoCo: {as_typed(preset)})" if preset is not None else ")")
+        parser.add_argument(f.metadata.get("flag", "--" + f.name.replace("_", "-")), dest=f.name, **options)
+    parser.add_argument("--export", metavar="FILE",
+                        help="with --load: write the checkpoint's actor as a torch.export program; "
+                             "torch.export.load(FILE).module() maps observations to actions without ddpg.py")
     parser.add_argument("--report", nargs="+", metavar="RUN_DIR", dest="report_dirs",
                         help="train nothing: rebuild report.html from these run folders' metrics.jsonl; several "
                              "folders are drawn as mean and min-max band, into --out (default: the one folder, "
@@ -923,12 +1280,22 @@ def rebuild_report(run_dirs, out: str) -> int:
 
 
 def main(argv=None) -> int:
-    args = build_parser().parse_args(argv)
-    cfg = Config(**{f.name: getattr(args, f.name) for f in fields(Config)})
-    cfg.hidden_sizes = tuple(cfg.hidden_sizes)
+    """The command line. Exit status: 0 done, 2 bad input, 1 the run diverged or its last
+    checkpoint could not be written, 128 + N stopped by signal N (130 for Ctrl-C)."""
+    given = vars(build_parser().parse_args(argv))  # only the flags on the command line
+    report_dirs, export = given.pop("report_dirs", None), given.pop("export", None)
     try:
-        if args.report_dirs:
-            return rebuild_report(args.report_dirs, cfg.out)
+        if report_dirs:
+            return rebuild_report(report_dirs, given.get("out", ""))
+        if given.get("resume"):
+            cfg = resume_config(given.pop("resume"), **given)
+        else:
+            cfg = config_for(**given)
+        if export:
+            if not cfg.load:
+                raise ConfigError("--export needs --load CHECKPOINT")
+            print(f"wrote {export_policy(cfg.load, export)}: load it with torch.export.load(path).module()")
+            return 0
         if cfg.eval_only:
             result = evaluate_checkpoint(cfg)
             print(f"{cfg.load} (step {result['step']:,}): mean return {result['eval_return']:.1f} "
@@ -938,7 +1305,12 @@ def main(argv=None) -> int:
     except ConfigError as e:
         print(f"ddpg.py: error: {e}", file=sys.stderr)
         return 2
-    return 130 if result["interrupted"] else 0
+    except Diverged as e:
+        print(f"ddpg.py: error: {e}", file=sys.stderr)
+        return 1
+    if result["signal"]:
+        return 128 + result["signal"]
+    return 0 if result["saved"] else 1
 
 
 if __name__ == "__main__":

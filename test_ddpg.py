@@ -118,18 +118,46 @@ def test_soft_update(tau, expected, as_lists):
         assert torch.all(p == 2.0)
 
 
-def test_exploration_noise_scale_and_clipping():
+def test_td_target_accepts_bool_and_float_masks():
+    r, next_q = torch.tensor([1.0, 1.0]), torch.tensor([10.0, 10.0])
+    as_float = ddpg.td_target(r, next_q, torch.tensor([0.0, 1.0]), gamma=0.5)
+    as_bool = ddpg.td_target(r, next_q, torch.tensor([False, True]), gamma=0.5)
+    assert as_bool.tolist() == as_float.tolist() == [6.0, 1.0]
+
+
+def test_gaussian_exploration_noise_scale_and_clipping():
     rng = np.random.default_rng(0)
     sigma = np.array([0.1, 2.0])
     a = np.array([0.0, 0.0])
-    samples = np.stack([ddpg.add_exploration_noise(a, sigma, [-10, -10], [10, 10], rng) for _ in range(20_000)])
+    samples = np.stack([ddpg.add_exploration_noise(a, ddpg.gaussian_noise(sigma, rng), [-10, -10], [10, 10])
+                        for _ in range(20_000)])
     assert np.allclose(samples.mean(0), 0.0, atol=0.05)
     assert np.allclose(samples.std(0), sigma, rtol=0.05)
-    clipped = np.stack([ddpg.add_exploration_noise(np.array([0.9, -2.9]), np.array([1.0, 1.0]),
-                                                   [0.0, -3.0], [1.0, 5.0], rng) for _ in range(2000)])
+    clipped = np.stack([ddpg.add_exploration_noise(np.array([0.9, -2.9]), ddpg.gaussian_noise(np.ones(2), rng),
+                                                   [0.0, -3.0], [1.0, 5.0]) for _ in range(2000)])
     assert clipped[:, 0].min() >= 0.0 and clipped[:, 0].max() == 1.0
     assert clipped[:, 1].min() == -3.0 and clipped[:, 1].max() <= 5.0
-    assert np.array_equal(ddpg.add_exploration_noise(a, np.zeros(2), -1, 1, rng), a)
+    assert np.array_equal(ddpg.add_exploration_noise(a, ddpg.gaussian_noise(np.zeros(2), rng), -1, 1), a)
+
+
+def test_ou_noise_by_hand():
+    # x_{t+1} = x_t + theta * (0 - x_t) * dt + sigma * sqrt(dt) * z
+    x = np.array([1.0, -2.0])
+    assert np.allclose(ddpg.ou_noise(x, np.zeros(2), 0.15, np.random.default_rng(0)), [0.85, -1.7])  # sigma 0: decay
+    z = np.random.default_rng(7).standard_normal(2)  # the draw the function will make
+    got = ddpg.ou_noise(x, np.array([0.5, 2.0]), 0.15, np.random.default_rng(7), dt=0.25)
+    assert np.allclose(got, x + 0.15 * (0 - x) * 0.25 + np.array([0.5, 2.0]) * 0.5 * z)
+
+
+def test_ou_noise_is_correlated_in_time_with_the_stationary_spread():
+    rng, x, theta, sigma = np.random.default_rng(0), np.zeros(1), 0.15, np.array([0.3])
+    xs = []
+    for _ in range(100_000):
+        x = ddpg.ou_noise(x, sigma, theta, rng)
+        xs.append(x[0])
+    xs = np.array(xs)
+    assert np.corrcoef(xs[:-1], xs[1:])[0, 1] == pytest.approx(1 - theta, abs=0.01)  # lag-1 correlation
+    assert xs.std() == pytest.approx(0.3 / np.sqrt(1 - (1 - theta) ** 2), rel=0.05)  # AR(1) stationary std
 
 
 # --- Tier 2: networks, buffer, gradient and state properties ---
@@ -451,20 +479,44 @@ def test_import_is_silent_and_does_not_need_plotly():
     assert out.returncode == 0 and out.stdout == "ok\n" and out.stderr == ""
 
 
-def test_ctrl_c_saves_and_exits_cleanly(tmp_path):
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM, signal.SIGHUP])
+def test_a_signal_saves_everything_and_exits_with_128_plus_its_number(tmp_path, sig):
+    # Ctrl-C, `kill`/`docker stop`/a cluster's preemption, a closed terminal: all save and stop.
     proc = subprocess.Popen([sys.executable, "ddpg.py", "--total-steps", "1000000", "--log-every", "200",
                              "--eval-episodes", "1", "--no-report", "--out", str(tmp_path / "run")],
                             cwd=HERE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     for line in proc.stdout:
         if line.startswith("step") and "1,200/" in line:  # past learning-starts: updates are running
             break
-    proc.send_signal(signal.SIGINT)
+    proc.send_signal(sig)
     out, err = proc.communicate(timeout=60)
-    assert proc.returncode == 130
-    assert "Traceback" not in err and "interrupted at step" in out
-    step = ddpg.load_checkpoint(str(tmp_path / "run" / "model.pt"))["step"]
-    assert step >= 1200
-    assert json.loads((tmp_path / "run" / "metrics.jsonl").read_text().splitlines()[-1])["step"] == step
+    assert proc.returncode == 128 + sig
+    assert err == "" and f"{signal.Signals(sig).name} at step" in out and "--resume" in out
+    data = ddpg.load_checkpoint(str(tmp_path / "run" / "model.pt"), resume=True)
+    assert data["step"] >= 1200
+    assert len(data["run"]["buffer"]["r"]) == data["step"]  # every transition, the buffer included
+    steps = [json.loads(line)["step"] for line in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()]
+    assert max(steps) <= data["step"]
+
+
+def test_a_second_signal_during_the_save_changes_nothing(tmp_path, monkeypatch):
+    calls = []
+    real_save = ddpg.save_checkpoint
+
+    def save_while_signalled(path, *args, **kwargs):  # a second SIGTERM arrives during the write
+        if "run" in kwargs:
+            os.kill(os.getpid(), signal.SIGTERM)
+            calls.append(path)
+        return real_save(path, *args, **kwargs)
+
+    monkeypatch.setattr(ddpg, "save_checkpoint", save_while_signalled)
+    cfg = quick(tmp_path, total_steps=10_000, eval_every=5, log_every=5)
+    original = signal.getsignal(signal.SIGTERM)
+    result = ddpg.train(cfg, quiet=True)  # the first signal (during the first save) stops the run
+    assert result["signal"] == signal.SIGTERM and result["saved"]
+    assert len(calls) == 2  # the evaluation's save and the stop's save, each hit by a signal, both complete
+    assert ddpg.load_checkpoint(str(result["run_dir"] / "model.pt"), resume=True)["step"] == result["steps"] == 5
+    assert signal.getsignal(signal.SIGTERM) is original  # handlers are put back
 
 
 def test_a_closed_stdout_does_not_kill_the_run(tmp_path):
@@ -477,6 +529,199 @@ def test_a_closed_stdout_does_not_kill_the_run(tmp_path):
     err = proc.stderr.read()
     assert proc.wait(timeout=120) == 0 and "Traceback" not in err and "Error" not in err, err
     assert ddpg.load_checkpoint(str(tmp_path / "run" / "model.pt"))["step"] == 1500
+
+
+# --- Long runs: exact resume, divergence, best.pt, failed writes ---
+
+
+def measurements(path):
+    """metrics.jsonl without timing, the run's own folder and the line that marks a resume."""
+    rows = []
+    for r in strip_timing(path):
+        if not r.get("resumed"):
+            r.get("config", {}).pop("total_steps", None)
+            rows.append(r)
+    return rows
+
+
+@pytest.mark.parametrize("noise", ["gaussian", "ou"])
+def test_resume_equals_the_uninterrupted_run(tmp_path, noise):
+    # Pendulum-v1 episodes are 200 steps: a checkpoint every 400 steps falls on an episode boundary.
+    cfg = dict(env="Pendulum-v1", learning_starts=300, eval_every=400, eval_episodes=2, log_every=200,
+               noise=noise, report=False)
+    whole = ddpg.train(ddpg.Config(**cfg, total_steps=1200, out=str(tmp_path / "whole")), quiet=True)
+    ddpg.train(ddpg.Config(**cfg, total_steps=800, out=str(tmp_path / "part")), quiet=True)
+    assert ddpg.main(["--resume", str(tmp_path / "part"), "--total-steps", "1200"]) == 0
+    assert measurements(tmp_path / "part" / "metrics.jsonl") == measurements(whole["run_dir"] / "metrics.jsonl")
+    part, whole_ckpt = (ddpg.load_checkpoint(tmp_path / d / "model.pt", resume=True) for d in ("part", "whole"))
+    for name in ("actor", "critic", "actor_target", "critic_target"):
+        assert all(torch.equal(part[name][k], whole_ckpt[name][k]) for k in part[name])
+    assert part["run"]["updates"] == whole_ckpt["run"]["updates"] == 900
+    times = [json.loads(line)["time"] for line in open(tmp_path / "part" / "metrics.jsonl")]
+    assert times == sorted(times)  # time goes on from where the first process stopped
+
+
+def test_resume_after_a_kill_keeps_the_buffer_and_drops_lines_past_the_checkpoint(tmp_path):
+    run = ddpg.train(quick(tmp_path, total_steps=13, eval_every=6), quiet=True)["run_dir"]
+    saved = ddpg.load_checkpoint(run / "model.pt", resume=True)  # written at step 13, mid-episode
+    with open(run / "metrics.jsonl", "a") as f:  # what a process killed after step 13 could have logged
+        f.write(json.dumps({"step": 15, "episode_return": 99.0, "episode_length": 5, "time": 9}) + "\n")
+    result = ddpg.train(ddpg.resume_config(run, total_steps=20), quiet=True)
+    n = saved["step"]
+    for name in ddpg.ReplayBuffer.FIELDS:
+        assert np.array_equal(getattr(result["buffer"], name)[:n], saved["run"]["buffer"][name].numpy())
+    assert result["buffer"].size == 20
+    s = result["buffer"].s
+    assert s[12].tolist() == [2, 20]  # saved at step 13, mid-episode (t = 3 of the third episode) ...
+    assert s[13, 0] == 0  # ... so the resumed run starts a new one (t = 0) where the old one would be at t = 3
+    records = [json.loads(line) for line in open(run / "metrics.jsonl")]
+    assert 99.0 not in [r.get("episode_return") for r in records]
+
+
+def test_resume_refuses_what_it_cannot_do(tmp_path, capsys):
+    fails(["--resume", str(tmp_path / "nothing")], capsys, "not found")
+    run = ddpg.train(quick(tmp_path), quiet=True)["run_dir"]
+    fails(["--resume", str(run), "--gamma", "0.5"], capsys, "--gamma cannot change")
+    (tmp_path / "policy").mkdir()
+    (run / "best.pt").rename(tmp_path / "policy" / "model.pt")
+    fails(["--resume", str(tmp_path / "policy")], capsys, "policy only", "--load")
+    fails(["--env", "test_ddpg:Counter-v0", "--out", str(run)], capsys, "--resume")  # the hint for a used folder
+
+
+def strict_json(path):
+    def reject(name):
+        raise ValueError(f"{name} in {path}")
+    return [json.loads(line, parse_constant=reject) for line in open(path)]
+
+
+def test_a_diverging_run_stops_with_one_line_and_keeps_its_last_good_checkpoint(tmp_path, capsys):
+    argv = ["--critic-lr", "1e6", "--actor-lr", "1e6", "--total-steps", "20000", "--eval-every", "500",
+            "--eval-episodes", "1", "--out", str(tmp_path / "run")]
+    assert ddpg.main(argv) == 1
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("ddpg.py: error: step ") and "\n" not in err and "--critic-lr (1e+06)" in err, err
+    records = strict_json(tmp_path / "run" / "metrics.jsonl")  # no NaN or Infinity literals
+    stopped_at = int(err.split("step ")[1].split(":")[0].replace(",", ""))
+    assert max(r["step"] for r in records) <= stopped_at < 20000
+    for name in ("model.pt", "best.pt"):
+        data = torch.load(tmp_path / "run" / name, weights_only=True)
+        assert all(torch.isfinite(v).all() for k in ("actor", "critic") for v in data[k].values())
+
+
+class NaNAt(Counter):
+    def step(self, action):
+        obs, reward, terminated, truncated, info = super().step(action)
+        if self.episode == 1 and self.t == 2:
+            obs[0] = np.nan
+        return obs, reward, terminated, truncated, info
+
+
+gym.register("NaNAt-v0", entry_point=NaNAt, max_episode_steps=5)
+
+
+def test_a_non_finite_observation_stops_the_run_and_names_the_environment(tmp_path, capsys):
+    assert ddpg.main(["--env", "test_ddpg:NaNAt-v0", "--total-steps", "20", "--learning-starts", "4",
+                      "--batch-size", "4", "--eval-every", "5", "--eval-episodes", "1", "--hidden-sizes", "8",
+                      "--out", str(tmp_path / "run")]) == 1
+    err = capsys.readouterr().err.strip()
+    assert err == ("ddpg.py: error: step 7: the observation is nan; test_ddpg:NaNAt-v0 produced it: "
+                   "the environment, not the learning, is at fault")
+    strict_json(tmp_path / "run" / "metrics.jsonl")
+    assert ddpg.load_checkpoint(tmp_path / "run" / "model.pt")["step"] == 5  # the last good one
+
+
+def test_best_pt_reproduces_its_evaluation(tmp_path, capsys):
+    result = ddpg.train(ddpg.Config(total_steps=4000, eval_every=1000, eval_episodes=3, seed=2, report=True,
+                                    out=str(tmp_path / "run")))
+    out = capsys.readouterr().out
+    evals = [r for r in strict_json(result["run_dir"] / "metrics.jsonl") if "eval_return" in r]
+    best = max(evals, key=lambda r: r["eval_return"])
+    assert result["best"] == (best["eval_return"], best["step"])
+    assert f"best evaluation: mean return {best['eval_return']:.1f} at step {best['step']:,} (best.pt)" in out
+    assert ddpg.main(["--eval-only", "--load", str(result["run_dir"] / "best.pt"), "--seed", "2",
+                      "--eval-episodes", "3"]) == 0
+    assert f"(step {best['step']:,}): mean return {best['eval_return']:.1f}" in capsys.readouterr().out
+    marker = trace(ddpg.report_figures([("run", ddpg.read_metrics(result["run_dir"])[0])])["learning"],
+                   "best evaluation (best.pt)")
+    assert marker["x"] == [best["step"]] and marker["y"] == [best["eval_return"]]
+
+
+def test_a_failed_checkpoint_write_leaves_the_previous_one(tmp_path, monkeypatch, capsys):
+    real_save = torch.save
+
+    def disk_full_on_the_second_model_pt(obj, f):
+        if "run" in obj and obj["step"] == 12:
+            f.write(b"half a checkpoint")
+            raise OSError(28, "No space left on device")
+        return real_save(obj, f)
+
+    monkeypatch.setattr(torch, "save", disk_full_on_the_second_model_pt)
+    result = ddpg.train(quick(tmp_path, eval_every=6), quiet=True)
+    assert result["saved"] is False and result["steps"] == 12
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("ddpg.py: warning: could not write") and "No space left" in err and "\n" not in err
+    assert ddpg.load_checkpoint(result["run_dir"] / "model.pt", resume=True)["step"] == 6  # intact
+    assert not list(result["run_dir"].glob("*.tmp"))
+
+
+# --- Export: the policy without ddpg.py ---
+
+
+def test_export_gives_the_checkpoints_actions_without_ddpg(tmp_path, capsys):
+    run = ddpg.train(quick(tmp_path, env="test_ddpg:Asymmetric-v0", total_steps=40), quiet=True)["run_dir"]
+    assert ddpg.main(["--load", str(run / "model.pt"), "--export", str(tmp_path / "policy.pt2")]) == 0
+    obs = torch.randn(7, 2) * 100  # a batch size other than the export's example, and far-out inputs
+    code = ("import sys, torch; policy = torch.export.load(sys.argv[1]).module(); "
+            "a = policy(torch.load(sys.argv[2])); torch.save(a, sys.argv[3]); "
+            "assert 'ddpg' not in sys.modules and 'gymnasium' not in sys.modules")
+    torch.save(obs, tmp_path / "obs.pt")
+    proc = subprocess.run([sys.executable, "-c", code, str(tmp_path / "policy.pt2"), str(tmp_path / "obs.pt"),
+                           str(tmp_path / "a.pt")], cwd=tmp_path, capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr
+    exported = torch.load(tmp_path / "a.pt")
+    data = ddpg.load_checkpoint(run / "model.pt")
+    actor = ddpg.Actor(2, data["action_low"], data["action_high"], (8,))
+    actor.load_state_dict(data["actor"])
+    assert torch.equal(exported, actor(obs).detach()) and exported.shape == (7, 2)
+    assert (exported[:, 0] >= 0).all() and (exported[:, 0] <= 1).all()
+    assert (exported[:, 1] >= -3).all() and (exported[:, 1] <= 5).all()
+    fails(["--export", str(tmp_path / "x.pt2")], capsys, "--load")
+
+
+# --- Settings per task family; the help text ---
+
+
+def test_mujoco_ids_get_the_mujoco_preset_and_flags_override_it():
+    cfg = ddpg.config_for("Hopper-v5")
+    assert cfg.hidden_sizes == ddpg.PRESETS["mujoco"]["hidden_sizes"] and cfg.gamma == 0.99
+    assert ddpg.config_for("Hopper-v5", gamma=0.9, hidden_sizes=[32]).gamma == 0.9
+    assert ddpg.config_for("Pendulum-v1") == ddpg.Config()  # Pendulum keeps its defaults
+    assert "mujoco preset" in ddpg.settings_line(cfg)
+
+
+def test_a_missing_extra_names_the_install_command(capsys, monkeypatch, tmp_path):
+    def no_mujoco(env_id, **kwargs):
+        raise gym.error.DependencyNotInstalled("MuJoCo is not installed")
+    monkeypatch.setattr(gym, "make", no_mujoco)
+    fails(["--env", "Hopper-v5", "--out", str(tmp_path / "x")], capsys, 'pip install "gymnasium[mujoco]==')
+
+
+def test_mujoco_smoke_run(tmp_path):
+    pytest.importorskip("mujoco")
+    cfg = ddpg.config_for("Hopper-v5", total_steps=600, learning_starts=300, eval_every=600, eval_episodes=1,
+                          report=False, out=str(tmp_path / "run"))
+    result = ddpg.train(cfg, quiet=True)
+    header = strict_json(result["run_dir"] / "metrics.jsonl")[0]
+    assert header["preset"] == "mujoco" and header["config"]["hidden_sizes"] == [256, 256]
+    assert result["final_eval_return"] > 0 and result["buffer"].size == 600
+
+
+def test_help_says_each_default_once_as_typed():
+    help_text = " ".join(ddpg.build_parser().format_help().split())
+    for bad in ["(default: )", "(default: True)", "(default: False)", "(64, 64)", "TOTAL_STEPS", "HIDDEN_SIZES"]:
+        assert bad not in help_text
+    assert "(default: 64 64; MuJoCo: 256 256)" in help_text and "--hidden-sizes N [N ...]" in help_text
+    assert help_text.count("a new folder under runs/") == 1
 
 
 # --- The report (issue 4) ---
