@@ -693,7 +693,7 @@ def test_export_gives_the_checkpoints_actions_without_ddpg(tmp_path, capsys):
 
 def test_mujoco_ids_get_the_mujoco_preset_and_flags_override_it():
     cfg = ddpg.config_for("Hopper-v5")
-    assert cfg.hidden_sizes == ddpg.PRESETS["mujoco"]["hidden_sizes"] and cfg.gamma == 0.99
+    assert cfg.batch_size == ddpg.PRESETS["mujoco"]["batch_size"] == 256 and cfg.gamma == 0.99
     assert ddpg.config_for("Hopper-v5", gamma=0.9, hidden_sizes=[32]).gamma == 0.9
     assert ddpg.config_for("Pendulum-v1") == ddpg.Config()  # Pendulum keeps its defaults
     assert "mujoco preset" in ddpg.settings_line(cfg)
@@ -712,7 +712,7 @@ def test_mujoco_smoke_run(tmp_path):
                           report=False, out=str(tmp_path / "run"))
     result = ddpg.train(cfg, quiet=True)
     header = strict_json(result["run_dir"] / "metrics.jsonl")[0]
-    assert header["preset"] == "mujoco" and header["config"]["hidden_sizes"] == [256, 256]
+    assert header["preset"] == "mujoco" and header["config"]["batch_size"] == 256
     assert result["final_eval_return"] > 0 and result["buffer"].size == 600
 
 
@@ -720,7 +720,7 @@ def test_help_says_each_default_once_as_typed():
     help_text = " ".join(ddpg.build_parser().format_help().split())
     for bad in ["(default: )", "(default: True)", "(default: False)", "(64, 64)", "TOTAL_STEPS", "HIDDEN_SIZES"]:
         assert bad not in help_text
-    assert "(default: 64 64; MuJoCo: 256 256)" in help_text and "--hidden-sizes N [N ...]" in help_text
+    assert "(default: 128; MuJoCo: 256)" in help_text and "--hidden-sizes N [N ...]" in help_text
     assert help_text.count("a new folder under runs/") == 1
 
 
@@ -847,3 +847,25 @@ def test_benchmark_smoke(tmp_path):
     assert "peak resident memory" in table and "seconds to solve" in table
     html = (out / "wallclock.html").read_text()
     assert "ddpg.py" in html and "SB3" in html and "wall-clock" in html
+
+
+def test_mujoco_benchmark_smoke_and_extension_by_resume(tmp_path):
+    pytest.importorskip("mujoco")
+    out = tmp_path / "bench"
+    base = [sys.executable, "benchmarks/mujoco_suite.py", "--tasks", "InvertedPendulum-v5", "--seeds", "1",
+            "--ddpg-flags", "--learning-starts 500 --hidden-sizes 16", "--out", str(out)]
+    first = subprocess.run(base + ["--total-steps", "1500"], cwd=HERE, capture_output=True, text=True)
+    assert first.returncode == 0, first.stdout + first.stderr
+    again = subprocess.run(base + ["--total-steps", "2500"], cwd=HERE, capture_output=True, text=True)
+    assert again.returncode == 0 and "1 runs to do" in again.stdout, again.stdout + again.stderr
+    run = out / "runs" / "ours" / "InvertedPendulum-v5" / "seed0"
+    records = [json.loads(line) for line in open(run / "metrics.jsonl")]
+    assert [r["step"] for r in records if "eval_return" in r] == [1500, 2500]
+    assert sum(1 for r in records if r.get("resumed")) == 1  # the same run, continued, not a new one
+    data = json.loads((out / "results.json").read_text())
+    summary = data["summary"]["InvertedPendulum-v5"]
+    assert summary["steps"] == 2500 and summary["seeds"] == 1
+    assert summary["max_mean_curve"] == max(r["eval_return"] for r in records if "eval_return" in r)
+    assert "| InvertedPendulum-v5 | 2,500 | 1 |" in (out / "results.md").read_text()
+    done = subprocess.run(base + ["--total-steps", "2500"], cwd=HERE, capture_output=True, text=True)
+    assert "0 runs to do" in done.stdout  # nothing left to do at that budget
