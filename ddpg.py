@@ -659,6 +659,9 @@ class Run:
         self.best = None  # (eval_return, step) of the best evaluation so far
         self.elapsed = 0.0  # seconds of training before this process (for metrics' `time`)
         self.stop_signal = None  # set by a signal handler; the loop stops before the next step
+        # what check_finite says is the likely cause, made once (the checks run at every step)
+        self.env_cause = f"{cfg.env} produced it: the environment, not the learning, is at fault"
+        self.update_cause = diverged_cause(cfg)
 
     def collect(self):
         """One environment step of the exploring policy, stored in the buffer (E4, E5).
@@ -697,16 +700,12 @@ class Run:
         self.obs, self.episode_return, self.episode_length = None, 0.0, 0
         return episode
 
-    @property
-    def env_cause(self) -> str:
-        return f"{self.cfg.env} produced it: the environment, not the learning, is at fault"
-
     def learn(self) -> dict:
         """One DDPG update on a uniform minibatch; its numbers, checked to be finite."""
         batch = self.buffer.sample(self.cfg.batch_size, self.sampler, self.agent.device)
         numbers = self.agent.update(batch, self.cfg.gamma, self.cfg.tau)
         self.updates += 1
-        check_finite(self.step, numbers, diverged_cause(self.cfg))
+        check_finite(self.step, numbers, self.update_cause)
         return numbers
 
     def state_dict(self) -> dict:
@@ -921,7 +920,7 @@ def train(cfg: Config, quiet: bool = False) -> dict:
         check_weights(agent, cfg, run.step)  # before acting with them in the environment
         result = evaluate(agent, eval_env, cfg.eval_episodes, cfg.seed + EVAL_SEED_OFFSET, cfg.gamma)
         check_finite(run.step, {"the evaluation return": result["eval_return"]}, run.env_cause)
-        check_finite(run.step, {"the critic's Q(s0, mu(s0))": result["q_start"]}, diverged_cause(cfg))
+        check_finite(run.step, {"the critic's Q(s0, mu(s0))": result["q_start"]}, run.update_cause)
         with torch.inference_mode():
             probe_actions = agent.actor(probes).cpu().tolist()
         log({"step": run.step, "eval_return": result["eval_return"], "q_start": result["q_start"],
