@@ -755,7 +755,9 @@ def stop_on_signals(run: Run):
     def handler(signum, frame):
         run.stop_signal = run.stop_signal or signum
 
-    previous = {sig: signal.signal(sig, handler) for sig in STOP_SIGNALS}
+    # A signal that is ignored stays ignored: `nohup` ignores SIGHUP, and a shell's background
+    # jobs ignore SIGINT, so that closing the terminal or Ctrl-C elsewhere does not stop them.
+    previous = {sig: signal.signal(sig, handler) for sig in STOP_SIGNALS if signal.getsignal(sig) != signal.SIG_IGN}
     try:
         yield
     finally:

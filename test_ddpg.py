@@ -479,15 +479,27 @@ def test_import_is_silent_and_does_not_need_plotly():
     assert out.returncode == 0 and out.stdout == "ok\n" and out.stderr == ""
 
 
-@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM, signal.SIGHUP])
-def test_a_signal_saves_everything_and_exits_with_128_plus_its_number(tmp_path, sig):
-    # Ctrl-C, `kill`/`docker stop`/a cluster's preemption, a closed terminal: all save and stop.
+def start_long_run(tmp_path, ignore=()):
+    """A run that would take hours, started with every stop signal at its default (the test
+    runner may ignore some) except those in `ignore`; returns once its updates are running."""
+    def dispositions():
+        for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+            signal.signal(sig, signal.SIG_IGN if sig in ignore else signal.SIG_DFL)
+
     proc = subprocess.Popen([sys.executable, "ddpg.py", "--total-steps", "1000000", "--log-every", "200",
                              "--eval-episodes", "1", "--no-report", "--out", str(tmp_path / "run")],
-                            cwd=HERE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                            cwd=HERE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            preexec_fn=dispositions)
     for line in proc.stdout:
         if line.startswith("step") and "1,200/" in line:  # past learning-starts: updates are running
             break
+    return proc
+
+
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM, signal.SIGHUP])
+def test_a_signal_saves_everything_and_exits_with_128_plus_its_number(tmp_path, sig):
+    # Ctrl-C, `kill`/`docker stop`/a cluster's preemption, a closed terminal: all save and stop.
+    proc = start_long_run(tmp_path)
     proc.send_signal(sig)
     out, err = proc.communicate(timeout=60)
     assert proc.returncode == 128 + sig
@@ -497,6 +509,17 @@ def test_a_signal_saves_everything_and_exits_with_128_plus_its_number(tmp_path, 
     assert len(data["run"]["buffer"]["r"]) == data["step"]  # every transition, the buffer included
     steps = [json.loads(line)["step"] for line in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()]
     assert max(steps) <= data["step"]
+
+
+def test_an_ignored_sighup_stays_ignored(tmp_path):
+    proc = start_long_run(tmp_path, ignore=(signal.SIGHUP,))  # as under `nohup`
+    proc.send_signal(signal.SIGHUP)
+    for line in proc.stdout:  # still training, two progress lines later
+        if line.startswith("step") and "1,600/" in line:
+            break
+    proc.send_signal(signal.SIGTERM)
+    out, err = proc.communicate(timeout=60)
+    assert proc.returncode == 143 and "SIGTERM at step" in out and "SIGHUP" not in out
 
 
 def test_a_second_signal_during_the_save_changes_nothing(tmp_path, monkeypatch):
