@@ -1164,7 +1164,8 @@ def loop_diagram():
 
 PANEL_NOTES = {
     "learning": "Return per training episode (with exploration noise) and the mean return of the deterministic "
-                "policy at each evaluation. Pendulum-v1 counts as solved near -200 and above.",
+                "policy at each evaluation; the star marks the best one, kept in best.pt. (On Pendulum-v1, "
+                "-200 and above counts as solved.)",
     "q": "Left: the critic's mean Q(s, a) on the sampled minibatch against the mean TD target y (dotted). Q tracking y "
          "means the critic fits its targets; both drifting away from real returns shows up in the next panel. "
          "Middle and right: the losses of E7 and E8.",

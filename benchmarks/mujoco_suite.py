@@ -17,8 +17,10 @@ seeds; steps/s while learning, updates/s, wall-clock and peak memory.
 Seeds run as parallel processes (--jobs, one torch thread each when more than one). A run
 folder that exists is resumed (`ddpg.py --resume`) up to the budget asked for, or left as
 it is if it already got there: a long benchmark is built up over several sittings. SB3
-runs (rl-zoo's MuJoCo settings) start over each time. Writes OUT/results.md,
-OUT/results.json and OUT/curves.html; each run's metrics.jsonl stays in OUT/runs/.
+runs (rl-zoo's MuJoCo settings) cannot resume: one that did not finish starts over. The
+tables cover every run in OUT/runs, so a benchmark built up a task or a seed at a time reads
+as one. Writes OUT/results.md, OUT/results.json and OUT/curves.html; each run's
+metrics.jsonl stays in OUT/runs/.
 """
 
 import argparse
@@ -85,7 +87,7 @@ def summarise(runs: list, until: int = None) -> dict:
             "last10_mean": float(last10.mean()), "last10_std": float(last10.std()),
             "steps_per_second_learning": mean("steps_per_second_learning"),
             "updates_per_second": mean("updates_per_second"), "hours": mean("train_seconds") / 3600,
-            "peak_rss_mib": max(run["peak_rss_mib"] for run in runs)}
+            "peak_rss_mib": max((run["peak_rss_mib"] for run in runs if run["peak_rss_mib"]), default=None)}
 
 
 COLUMNS = [("steps", "steps", "{:,}"), ("seeds", "seeds", "{}"),
@@ -114,7 +116,7 @@ def ratio_table(ours: dict, sb3: dict) -> list:
         a, b = ours[task], sb3[task]
         cells = []
         for k, _, p in keys:
-            ratio = f"{a[k] / b[k]:.2f}" if a[k] is not None and b[k] else "-"
+            ratio = f"{a[k] / b[k]:.2f}" if a[k] is not None and b[k] and a[k] > 0 and b[k] > 0 else "-"  # returns < 0: none
             cells += [fmt(a[k], p), fmt(b[k], p), ratio]
         lines.append(f"| {task} | {b['steps']:,} | " + " | ".join(cells) + " |")
     return lines
@@ -172,15 +174,21 @@ def main(argv=None) -> int:
     print(f"{len(jobs)} runs to do, {args.jobs} at a time", flush=True)
     harness.run_all([(cmd, log) for cmd, log, _ in jobs], args.jobs, done)
 
+    # The tables cover every run in OUT/runs, not only this invocation's: a benchmark built up
+    # over several sittings (a task at a time, SB3 a seed at a time) reads as one.
     results = {"ddpg.py": {}, "SB3": {}}
-    for side, task, seed, run_dir in where:
-        run = harness.read_run(run_dir)
-        run.pop("records")
-        history = json.loads((run_dir / "process.json").read_text())
-        run["peak_rss_mib"] = max(h["peak_rss_mib"] for h in history)
-        results[side].setdefault(task, []).append(run)
+    for side, folder in (("ddpg.py", "ours"), ("SB3", "sb3")):
+        for run_dir in sorted((args.out / "runs" / folder).glob("*/seed*")):
+            if evaluated_until(run_dir) == 0:
+                continue
+            run = harness.read_run(run_dir)
+            run.pop("records")
+            history = json.loads((run_dir / "process.json").read_text()) if (run_dir / "process.json").exists() else []
+            run["peak_rss_mib"] = max((h["peak_rss_mib"] for h in history), default=None)
+            results[side].setdefault(run_dir.parent.name, []).append(run)
     ours = {t: summarise(runs) for t, runs in results["ddpg.py"].items()}
-    lines = [f"Command: `python benchmarks/mujoco_suite.py {shlex.join(argv if argv is not None else sys.argv[1:])}`  ",
+    command = shlex.join(argv if argv is not None else sys.argv[1:])
+    lines = [f"Every run in `{args.out.name}/runs`; last command: `python benchmarks/mujoco_suite.py {command}`  ",
              f"Machine: {harness.machine_description()}", "", "**ddpg.py** (MuJoCo preset; evaluation every "
              f"{EVAL_EVERY:,} steps, {EVAL_EPISODES} episodes without noise; ± is the std over seeds)", ""]
     lines += table(ours)
@@ -200,7 +208,7 @@ def main(argv=None) -> int:
                "environment steps", f"mean return over {EVAL_EPISODES} episodes",
                {side: [([s for s, _, _ in r["eval_curve"]], [v for _, _, v in r["eval_curve"]])
                        for r in results[side][task]] for side in results if task in results[side]}, {})
-              for task in args.tasks]
+              for task in results["ddpg.py"]]
     harness.curves_page(panels, args.out / "curves.html")
     print(f"wrote {args.out / 'results.md'}, {args.out / 'results.json'}, {args.out / 'curves.html'}")
     return 0
