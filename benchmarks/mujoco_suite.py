@@ -143,6 +143,7 @@ def main(argv=None) -> int:
     if unknown:
         p.error(f"no budget known for {', '.join(unknown)}: pass --total-steps")
     threads = args.threads or (1 if args.jobs > 1 else ddpg.config_for(args.tasks[0]).threads)
+    sb3_threads = args.threads or (1 if args.jobs > 1 else 0)  # 0: torch's default, as SB3 users run it
 
     budget = {t: args.total_steps or TASKS[t] for t in args.tasks}
     sb3_budget = {t: args.sb3_steps or budget[t] for t in args.tasks}
@@ -160,7 +161,7 @@ def main(argv=None) -> int:
                     run_dir.mkdir(parents=True, exist_ok=True)
                     (run_dir / "metrics.jsonl").unlink(missing_ok=True)
                     cmd = harness.sb3_command(task, seed, run_dir, sb3_budget[task], EVAL_EVERY, EVAL_EPISODES,
-                                              SB3_ZOO, threads if args.jobs > 1 else 0)
+                                              SB3_ZOO, sb3_threads)
                 if cmd:
                     jobs.append((cmd, run_dir / "stdout.log", len(where) - 1))
 
