@@ -722,6 +722,17 @@ def test_mujoco_ids_get_the_mujoco_preset_and_flags_override_it():
     assert "mujoco preset" in ddpg.settings_line(cfg)
 
 
+def test_threads_follow_the_network_size_unless_given(monkeypatch):
+    monkeypatch.setattr(os, "cpu_count", lambda: 2)
+    assert ddpg.config_for("Hopper-v5").threads == 1  # 64-64: a second thread buys nothing
+    assert ddpg.config_for("Pendulum-v1", hidden_sizes=[128, 128]).threads == 1
+    assert ddpg.config_for("Hopper-v5", hidden_sizes=[400, 300]).threads == 2
+    assert ddpg.config_for("Hopper-v5", hidden_sizes=[64, 256]).threads == 2
+    assert ddpg.config_for("Hopper-v5", hidden_sizes=[400, 300], threads=1).threads == 1  # a flag wins
+    monkeypatch.setattr(os, "cpu_count", lambda: 1)
+    assert ddpg.config_for("Hopper-v5", hidden_sizes=[400, 300]).threads == 1  # never more than the cores
+
+
 def test_a_missing_extra_names_the_install_command(capsys, monkeypatch, tmp_path):
     def no_mujoco(env_id, **kwargs):
         raise gym.error.DependencyNotInstalled("MuJoCo is not installed")
