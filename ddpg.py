@@ -100,7 +100,8 @@ class Config:
     out: str = arg("", "run folder for metrics.jsonl, model.pt, best.pt and report.html "
                        "(default: a new folder under runs/)", metavar="DIR")
     load: str = arg("", "start a new run from this checkpoint's networks, targets, optimizers and step "
-                        "(model.pt or best.pt; its replay buffer is not used)", metavar="FILE")
+                        "(model.pt or best.pt; its replay buffer is not used); --env, --seed, --hidden-sizes and "
+                        "--eval-episodes default to the checkpoint's", metavar="FILE")
     resume: str = arg("", "continue the run in this folder exactly where its model.pt stopped: buffer, random "
                           "streams and counters too; only --total-steps, --threads, --device and --no-report "
                           "may change", metavar="DIR")
@@ -580,6 +581,14 @@ def load_checkpoint(path, resume: bool = False) -> dict:
         raise ConfigError(f"{path} holds a policy only, not a run to resume; pass --load {path} to start "
                           "a new run from it")
     return data
+
+
+def load_defaults(checkpoint) -> dict:
+    """--load: the checkpoint's env, seed, network sizes and evaluation episodes, as defaults,
+    so that `--load RUN/best.pt --eval-only` evaluates on the run's own start states and
+    reproduces the return best.pt was saved with."""
+    saved = load_checkpoint(checkpoint)["config"]
+    return {name: saved[name] for name in ("env", "seed", "hidden_sizes", "eval_episodes") if name in saved}
 
 
 def agent_from_checkpoint(data: dict, path, env: gym.Env, cfg: Config, device) -> DDPG:
@@ -1305,6 +1314,8 @@ def main(argv=None) -> int:
         if given.get("resume"):
             cfg = resume_config(given.pop("resume"), **given)
         else:
+            if given.get("load"):
+                given = {**load_defaults(given["load"]), **given}  # flags given still win
             cfg = config_for(**given)
         if export:
             if not cfg.load:

@@ -661,12 +661,24 @@ def test_best_pt_reproduces_its_evaluation(tmp_path, capsys):
     best = max(evals, key=lambda r: r["eval_return"])
     assert result["best"] == (best["eval_return"], best["step"])
     assert f"best evaluation: mean return {best['eval_return']:.1f} at step {best['step']:,} (best.pt)" in out
-    assert ddpg.main(["--eval-only", "--load", str(result["run_dir"] / "best.pt"), "--seed", "2",
-                      "--eval-episodes", "3"]) == 0
-    assert f"(step {best['step']:,}): mean return {best['eval_return']:.1f}" in capsys.readouterr().out
+    # no --seed 2 or --eval-episodes 3: --load takes them from the checkpoint
+    assert ddpg.main(["--eval-only", "--load", str(result["run_dir"] / "best.pt")]) == 0
+    assert f"(step {best['step']:,}): mean return {best['eval_return']:.1f} over 3 episodes" in capsys.readouterr().out
     marker = trace(ddpg.report_figures([("run", ddpg.read_metrics(result["run_dir"])[0])])["learning"],
                    "best evaluation (best.pt)")
     assert marker["x"] == [best["step"]] and marker["y"] == [best["eval_return"]]
+
+
+def test_load_takes_env_and_sizes_from_the_checkpoint_unless_given(tmp_path, capsys):
+    run = ddpg.train(quick(tmp_path, seed=5), quiet=True)["run_dir"]  # Counter-v0, hidden 8, not the defaults
+    assert ddpg.main(["--load", str(run / "best.pt"), "--eval-only", "--eval-episodes", "2"]) == 0
+    assert "over 2 episodes" in capsys.readouterr().out  # a flag given wins over the checkpoint's
+    assert ddpg.main(["--load", str(run / "best.pt"), "--total-steps", "20", "--no-report",
+                      "--out", str(tmp_path / "more")]) == 0
+    header = strict_json(tmp_path / "more" / "metrics.jsonl")[0]
+    assert header["env"] == "test_ddpg:Counter-v0" and header["config"]["seed"] == 5
+    assert header["config"]["hidden_sizes"] == [8]
+    fails(["--load", str(run / "best.pt"), "--env", "Pendulum-v1", "--eval-only"], capsys, "--env test_ddpg:Counter-v0")
 
 
 def test_a_failed_checkpoint_write_leaves_the_previous_one(tmp_path, monkeypatch, capsys):
