@@ -1096,6 +1096,9 @@ def report_figures(runs):
     def each(key):  # one (steps, values) curve per run
         return [series(records, key) for _, records in runs]
 
+    def short(state):  # a probe state for the legend: its first numbers (a MuJoCo state has 17 or more)
+        return ", ".join(f"{v:.2f}" for v in state[:4]) + (", ..." if len(state) > 4 else "")
+
     n = len(runs)
     header = next((r for r in runs[0][1] if "probe_states" in r), {})
     cut = header.get("max_episode_steps")
@@ -1140,7 +1143,7 @@ def report_figures(runs):
     if actions.size:
         for i in range(actions.shape[1]):
             for j in range(actions.shape[2]):
-                state = ", ".join(f"{v:.2f}" for v in states[i]) if i < len(states) else "?"
+                state = short(states[i]) if i < len(states) else "?"
                 traces.append({"type": "scatter", "x": steps, "y": actions[:, i, j].tolist(), "mode": "lines+markers",
                                "name": f"probe {i} a[{j}], s=({state})",
                                "line": {"color": COLORS[i % len(COLORS)], "dash": ["solid", "dot", "dash"][j % 3]}})

@@ -811,6 +811,8 @@ def test_report_figures_hold_the_runs_data(tmp_path):
     assert len(probes) == 2 and all(len(t["y"]) == 3 for t in probes)
     assert "s=(1.00, 0.00, 0.00)" in probes[0]["name"]
     assert len(figs["diagram"]["layout"]["annotations"]) > 10
+    records[0]["probe_states"] = [[1, 2, 3, 4, 5, 6], [0, 0, 0, 0, 0, 0]]  # a MuJoCo-sized state: shortened
+    assert "s=(1.00, 2.00, 3.00, 4.00, ...)" in ddpg.report_figures([("a", records)])["probes"]["data"][0]["name"]
 
 
 def test_report_is_one_offline_page(tmp_path):
