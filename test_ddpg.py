@@ -915,5 +915,9 @@ def test_mujoco_benchmark_smoke_and_extension_by_resume(tmp_path):
     assert summary["steps"] == 2500 and summary["seeds"] == 1
     assert summary["max_mean_curve"] == max(r["eval_return"] for r in records if "eval_return" in r)
     assert "| InvertedPendulum-v5 | 2,500 | 1 |" in (out / "results.md").read_text()
+    last = [r for r in records if "q_start" in r][-10:]  # the overestimation table: last 10 evaluations
+    q, collected = (np.mean([r[k] for r in last]) for k in ("q_start", "mc_return"))
+    assert f"| InvertedPendulum-v5 | {q:,.1f} | {collected:,.1f} | {q / collected:.2f} |" in (
+        out / "results.md").read_text()
     done = subprocess.run(base + ["--total-steps", "2500"], cwd=HERE, capture_output=True, text=True)
     assert "0 runs to do" in done.stdout  # nothing left to do at that budget

@@ -183,7 +183,9 @@ def main(argv=None) -> int:
             if evaluated_until(run_dir) == 0:
                 continue
             run = harness.read_run(run_dir)
-            run.pop("records")
+            evals = [r for r in run.pop("records") if "q_start" in r][-10:]  # ddpg.py's overestimation check
+            for key in ("q_start", "mc_return"):
+                run[key] = float(np.mean([r[key] for r in evals])) if evals else None
             history = json.loads((run_dir / "process.json").read_text()) if (run_dir / "process.json").exists() else []
             run["peak_rss_mib"] = max((h["peak_rss_mib"] for h in history), default=None)
             results[side].setdefault(run_dir.parent.name, []).append(run)
@@ -193,6 +195,14 @@ def main(argv=None) -> int:
              f"Machine: {harness.machine_description()}", "", "**ddpg.py** (MuJoCo preset; evaluation every "
              f"{EVAL_EVERY:,} steps, {EVAL_EPISODES} episodes without noise; ± is the std over seeds)", ""]
     lines += table(ours)
+    lines += ["", "**ddpg.py's overestimation check** (report panel 3, mean of each seed's last 10 evaluations): "
+              "the critic's Q(s0, mu(s0)) at the evaluation start states against the discounted return the "
+              "policy collected from them", "", "| task | critic's Q(s0, mu(s0)) | collected | Q / collected |",
+              "|---|---|---|---|"]
+    for task, runs in results["ddpg.py"].items():
+        q, collected = (float(np.mean([run[key] for run in runs])) for key in ("q_start", "mc_return"))
+        lines.append(f"| {task} | {q:,.1f} | {collected:,.1f} | "
+                     + (f"{q / collected:.2f} |" if collected > 0 else "- |"))
     if results["SB3"]:
         sb3 = {t: summarise(runs) for t, runs in results["SB3"].items()}
         ours_then = {t: summarise(results["ddpg.py"][t], until=sb3[t]["steps"]) for t in sb3}
