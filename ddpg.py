@@ -94,7 +94,7 @@ class Config:
     log_every: int = arg(1_000, "print a progress line and log the update's numbers every this many steps")
     probe_states: int = arg(5, "fixed start states whose actions the report tracks over training")
     threads: int = arg(1, "torch CPU threads; 0: torch's default", shown_default="1, or 2 with hidden layers 256 "
-                       "wide or wider, where two are 1.5x faster (README: choosing --threads)")
+                       "wide or wider, where two are 1.4-1.6x faster (README: choosing --threads)")
     device: str = arg("auto", "where the networks live: auto (cuda if available), cpu or cuda",
                       choices=("auto", "cpu", "cuda"))
     out: str = arg("", "run folder for metrics.jsonl, model.pt, best.pt and report.html "
@@ -131,7 +131,7 @@ def preset_for(env_id: str) -> str:
 def default_threads(hidden_sizes) -> int:
     """--threads when not given, measured per network size (README: choosing --threads). Up to
     128 wide an update is many small kernels and a second thread buys nothing; from 256 wide
-    the matrix multiplies dominate and two threads make it 1.5-1.6 times faster."""
+    the matrix multiplies dominate and two threads make it 1.4-1.6 times faster."""
     return 1 if max(hidden_sizes) < 256 else min(2, os.cpu_count() or 1)
 
 
