@@ -100,8 +100,8 @@ class Config:
     out: str = arg("", "run folder for metrics.jsonl, model.pt, best.pt and report.html "
                        "(default: a new folder under runs/)", metavar="DIR")
     load: str = arg("", "start a new run from this checkpoint's networks, targets, optimizers and step "
-                        "(model.pt or best.pt; its replay buffer is not used); --env, --seed, --hidden-sizes and "
-                        "--eval-episodes default to the checkpoint's", metavar="FILE")
+                        "(model.pt or best.pt; its replay buffer is not used); --env, --seed, --hidden-sizes, the "
+                        "learning rates and --eval-episodes default to the checkpoint's", metavar="FILE")
     resume: str = arg("", "continue the run in this folder exactly where its model.pt stopped: buffer, random "
                           "streams and counters too; only --total-steps, --threads, --device and --no-report "
                           "may change", metavar="DIR")
@@ -584,11 +584,13 @@ def load_checkpoint(path, resume: bool = False) -> dict:
 
 
 def load_defaults(checkpoint) -> dict:
-    """--load: the checkpoint's env, seed, network sizes and evaluation episodes, as defaults,
-    so that `--load RUN/best.pt --eval-only` evaluates on the run's own start states and
-    reproduces the return best.pt was saved with."""
+    """--load: the checkpoint's env, seed, network sizes, learning rates and evaluation
+    episodes, as defaults. So `--load RUN/best.pt --eval-only` evaluates on the run's own
+    start states and reproduces the return best.pt was saved with, and a run started from a
+    checkpoint goes on learning at its rates unless told otherwise."""
     saved = load_checkpoint(checkpoint)["config"]
-    return {name: saved[name] for name in ("env", "seed", "hidden_sizes", "eval_episodes") if name in saved}
+    names = ("env", "seed", "hidden_sizes", "actor_lr", "critic_lr", "eval_episodes")
+    return {name: saved[name] for name in names if name in saved}
 
 
 def agent_from_checkpoint(data: dict, path, env: gym.Env, cfg: Config, device) -> DDPG:
@@ -602,10 +604,15 @@ def agent_from_checkpoint(data: dict, path, env: gym.Env, cfg: Config, device) -
                           f"pass --env {trained_on}")
     agent = DDPG(data["obs_dim"], data["action_low"], data["action_high"], data["config"]["hidden_sizes"],
                  cfg.actor_lr, cfg.critic_lr, device)
-    try:  # the optimizers' state comes back too, learning rates included
+    try:  # the optimizers' state comes back too (Adam's moments)...
         agent.load_state_dict({k: data[k] for k in agent.state_dict()})
     except (KeyError, RuntimeError, ValueError) as e:
         raise ConfigError(f"{path} does not match the networks it describes: {str(e).splitlines()[0]}") from None
+    # ... but the learning rates are cfg's: the run's own on --resume, the checkpoint's on --load
+    # (load_defaults) unless --actor-lr or --critic-lr says otherwise.
+    for optimizer, lr in ((agent.actor_optimizer, cfg.actor_lr), (agent.critic_optimizer, cfg.critic_lr)):
+        for group in optimizer.param_groups:
+            group["lr"] = lr
     return agent
 
 

@@ -669,8 +669,9 @@ def test_best_pt_reproduces_its_evaluation(tmp_path, capsys):
     assert marker["x"] == [best["step"]] and marker["y"] == [best["eval_return"]]
 
 
-def test_load_takes_env_and_sizes_from_the_checkpoint_unless_given(tmp_path, capsys):
-    run = ddpg.train(quick(tmp_path, seed=5), quiet=True)["run_dir"]  # Counter-v0, hidden 8, not the defaults
+def test_load_takes_env_sizes_and_rates_from_the_checkpoint_unless_given(tmp_path, capsys):
+    # Counter-v0, hidden 8, seed 5 and these rates: none of them the defaults
+    run = ddpg.train(quick(tmp_path, seed=5, actor_lr=3e-4, critic_lr=2e-3), quiet=True)["run_dir"]
     assert ddpg.main(["--load", str(run / "best.pt"), "--eval-only", "--eval-episodes", "2"]) == 0
     assert "over 2 episodes" in capsys.readouterr().out  # a flag given wins over the checkpoint's
     assert ddpg.main(["--load", str(run / "best.pt"), "--total-steps", "20", "--no-report",
@@ -678,6 +679,14 @@ def test_load_takes_env_and_sizes_from_the_checkpoint_unless_given(tmp_path, cap
     header = strict_json(tmp_path / "more" / "metrics.jsonl")[0]
     assert header["env"] == "test_ddpg:Counter-v0" and header["config"]["seed"] == 5
     assert header["config"]["hidden_sizes"] == [8]
+
+    def learning_rates(folder):  # what the optimizers really used, from the new run's model.pt
+        data = ddpg.load_checkpoint(folder / "model.pt")
+        return [data[f"{net}_optimizer"]["param_groups"][0]["lr"] for net in ("actor", "critic")]
+    assert learning_rates(tmp_path / "more") == [3e-4, 2e-3]
+    assert ddpg.main(["--load", str(run / "best.pt"), "--actor-lr", "1e-4", "--total-steps", "20", "--no-report",
+                      "--out", str(tmp_path / "slower")]) == 0
+    assert learning_rates(tmp_path / "slower") == [1e-4, 2e-3]  # the flag given is the rate used
     fails(["--load", str(run / "best.pt"), "--env", "Pendulum-v1", "--eval-only"], capsys, "--env test_ddpg:Counter-v0")
 
 
