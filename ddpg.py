@@ -110,6 +110,9 @@ class Config:
     report: bool = arg(True, "don't write report.html (then plotly is not needed)", flag="--no-report",
                        action="store_false")
 
+    def __post_init__(self):  # a list from argparse or a checkpoint's JSON-like config: one form, compared equal
+        self.hidden_sizes = tuple(self.hidden_sizes)
+
 
 # Settings per task family, measured on this project's machine (README, "How the settings were
 # chosen"). A flag given on the command line always wins over its preset.
@@ -138,7 +141,6 @@ def default_threads(hidden_sizes) -> int:
 def config_for(env: str = Config.env, **flags) -> Config:
     """A Config for `env`: Pendulum's defaults, then its family's preset, then `flags`."""
     cfg = Config(env=env, **{**PRESETS.get(preset_for(env), {}), **flags})
-    cfg.hidden_sizes = tuple(cfg.hidden_sizes)
     if "threads" not in flags:
         cfg.threads = default_threads(cfg.hidden_sizes)
     return cfg
@@ -627,9 +629,7 @@ def resume_config(run_dir, **changes) -> Config:
                           "(only --total-steps, --threads, --device and --no-report can)")
     data = load_checkpoint(Path(run_dir) / "model.pt", resume=True)
     saved = {f.name: data["config"][f.name] for f in fields(Config) if f.name in data["config"]}
-    cfg = Config(**{**saved, **changes, "resume": str(run_dir), "out": str(run_dir), "load": ""})
-    cfg.hidden_sizes = tuple(cfg.hidden_sizes)
-    return cfg
+    return Config(**{**saved, **changes, "resume": str(run_dir), "out": str(run_dir), "load": ""})
 
 
 def export_policy(checkpoint: str, path: str) -> Path:

@@ -52,6 +52,12 @@ def evaluated_until(run_dir: Path) -> int:
     return max((r["step"] for r in ddpg.read_metrics(run_dir)[0] if "eval_return" in r), default=0)
 
 
+def process_history(run_dir: Path) -> list:
+    """What run_process measured of each process that worked on this run (one per sitting)."""
+    path = run_dir / "process.json"
+    return json.loads(path.read_text()) if path.exists() else []
+
+
 def ddpg_command(task: str, seed: int, run_dir: Path, budget: int, threads: int, flags: str):
     """The command that brings run_dir to `budget` steps, or None if it is there already."""
     if evaluated_until(run_dir) >= budget:
@@ -167,8 +173,7 @@ def main(argv=None) -> int:
 
     def done(i, process):
         side, task, seed, run_dir = where[jobs[i][2]]
-        history = json.loads((run_dir / "process.json").read_text()) if (run_dir / "process.json").exists() else []
-        (run_dir / "process.json").write_text(json.dumps(history + [process]) + "\n")
+        (run_dir / "process.json").write_text(json.dumps(process_history(run_dir) + [process]) + "\n")
         print(f"{side:8s} {task} seed {seed}: done, {process['process_seconds'] / 60:.1f} min, "
               f"peak {process['peak_rss_mib']:,.0f} MiB", flush=True)
 
@@ -186,8 +191,7 @@ def main(argv=None) -> int:
             evals = [r for r in run.pop("records") if "q_start" in r][-10:]  # ddpg.py's overestimation check
             for key in ("q_start", "mc_return"):
                 run[key] = float(np.mean([r[key] for r in evals])) if evals else None
-            history = json.loads((run_dir / "process.json").read_text()) if (run_dir / "process.json").exists() else []
-            run["peak_rss_mib"] = max((h["peak_rss_mib"] for h in history), default=None)
+            run["peak_rss_mib"] = max((h["peak_rss_mib"] for h in process_history(run_dir)), default=None)
             results[side].setdefault(run_dir.parent.name, []).append(run)
     ours = {t: summarise(runs) for t, runs in results["ddpg.py"].items()}
     command = shlex.join(argv if argv is not None else sys.argv[1:])
