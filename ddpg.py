@@ -2,10 +2,12 @@
 
 Lillicrap et al. (2015), "Continuous control with deep reinforcement learning",
 arXiv:1509.02971. The numbers E1-E8 refer to the equations written out in
-docs/equations.md, and to the equation-to-code table in README.md.
+docs/equations.md, and to the equation-to-code table in README.md; E9-E11 are TD3's three
+changes (Fujimoto et al. 2018), each a switch, all off unless asked for.
 
     python ddpg.py --env Pendulum-v1          # train, evaluate, checkpoint, report
     python ddpg.py --env Hopper-v5            # MuJoCo: its own measured settings
+    python ddpg.py --env Hopper-v5 --td3      # TD3: E9, E10 and E11 on (or each alone: --help)
     python ddpg.py --resume runs/X            # continue a run exactly where it stopped
     python ddpg.py --load runs/X/best.pt --eval-only
     python ddpg.py --load runs/X/best.pt --export policy.pt2   # the actor, without ddpg.py
@@ -13,7 +15,7 @@ docs/equations.md, and to the equation-to-code table in README.md.
     import ddpg                               # reuse Actor, Critic, td_target, ...
 
 The file reads in the order of the derivation: config, networks (E1, E2), replay
-buffer (E4), exploration noise (E5), the update (E6, E7, E8, E3), evaluation,
+buffer (E4), exploration noise (E5), the update (E6, E7, E8, E3; TD3's E9-E11), evaluation,
 checkpoints, the training run and its loop, diagnostics (report.html), command line.
 
 Where this departs from Lillicrap et al. (2015), and why (each also marked at its line):
@@ -36,6 +38,7 @@ Where this departs from Lillicrap et al. (2015), and why (each also marked at it
 """
 
 import argparse
+import ast
 import contextlib
 import copy
 import functools
@@ -66,6 +69,8 @@ import torch.nn as nn
 def arg(default, help, **argparse_kwargs):
     """A Config field whose help text and argparse options travel with it (besides argparse's
     own: flag, the option if not --field-name; shown_default, the default as --help words it)."""
+    if isinstance(default, dict):  # a mutable default: each Config gets its own
+        return field(default_factory=dict, metadata={"help": help, **argparse_kwargs})
     return field(default=default, metadata={"help": help, **argparse_kwargs})
 
 
@@ -89,6 +94,18 @@ class Config:
     noise_std: float = arg(0.1, "exploration noise std (the OU process's sigma) as a fraction of the action "
                                 "half-range (E5)")
     ou_theta: float = arg(0.15, "with --noise ou: how fast the noise returns to 0 per step; the paper's 0.15")
+    # TD3's three changes (E9-E11), each a switch; all off is DDPG. --td3 turns on all three.
+    twin_critics: bool = arg(False, "TD3's clipped double Q (E9): two critics, y bootstraps from the smaller "
+                                    "target estimate", action=argparse.BooleanOptionalAction)
+    target_noise: float = arg(0.0, "TD3's target policy smoothing (E10): std of the noise added to mu'(s') in y, "
+                                   "a fraction of the action half-range; 0: off")
+    target_noise_clip: float = arg(0.5, "with --target-noise: that noise is clipped to +-this fraction of the "
+                                        "half-range (E10)")
+    policy_delay: int = arg(1, "TD3's delayed policy updates (E11): the actor and the targets step once every N "
+                               "critic updates; 1: every update, as DDPG")
+    env_kwargs: dict = arg({}, "keyword arguments for gymnasium.make, as KEY:VALUE pairs (Python literals), e.g. "
+                               "include_cfrc_ext_in_observation:False", shown_default="none", nargs="+",
+                           type=lambda text: parse_env_kwarg(text), metavar="KEY:VALUE")
     eval_every: int = arg(2_000, "evaluate the deterministic policy, checkpoint and report every this many steps")
     eval_episodes: int = arg(10, "episodes per evaluation")
     log_every: int = arg(1_000, "print a progress line and log the update's numbers every this many steps")
@@ -112,6 +129,34 @@ class Config:
 
     def __post_init__(self):  # a list from argparse or a checkpoint's JSON-like config: one form, compared equal
         self.hidden_sizes = tuple(self.hidden_sizes)
+        if isinstance(self.env_kwargs, list):  # from argparse: [(key, value), ...]
+            self.env_kwargs = dict(self.env_kwargs)
+
+
+def parse_env_kwarg(text: str) -> tuple:
+    """--env-kwargs KEY:VALUE -> (KEY, VALUE), the value a Python literal (False, 0.5, 'x') or else a string."""
+    key, sep, value = text.partition(":")
+    if not (sep and key.isidentifier()):
+        raise argparse.ArgumentTypeError(f"--env-kwargs wants KEY:VALUE, got {text!r}")
+    try:
+        return key, ast.literal_eval(value)
+    except (ValueError, SyntaxError):
+        return key, value
+
+
+# TD3 (Fujimoto et al. 2018) is DDPG with its three switches on, at the paper's values.
+TD3 = dict(twin_critics=True, target_noise=0.2, target_noise_clip=0.5, policy_delay=2)
+
+
+def algorithm_name(cfg: Config) -> str:
+    """"DDPG", "TD3", or DDPG with the TD3 switches that are on, for the first lines and the report."""
+    switches = [name for name, on in (("twin critics", cfg.twin_critics), ("target smoothing", cfg.target_noise > 0),
+                                      ("policy delay", cfg.policy_delay > 1)) if on]
+    if not switches:
+        return "DDPG"
+    if len(switches) == 3 and all(getattr(cfg, k) == v for k, v in TD3.items()):
+        return "TD3"
+    return "DDPG + " + " + ".join(switches)
 
 
 # Settings per task family, measured on this project's machine (README, "How the settings were
@@ -138,9 +183,10 @@ def default_threads(hidden_sizes) -> int:
     return 1 if max(hidden_sizes, default=0) < 256 else min(2, os.cpu_count() or 1)
 
 
-def config_for(env: str = Config.env, **flags) -> Config:
-    """A Config for `env`: Pendulum's defaults, then its family's preset, then `flags`."""
-    cfg = Config(env=env, **{**PRESETS.get(preset_for(env), {}), **flags})
+def config_for(env: str = Config.env, td3: bool = False, **flags) -> Config:
+    """A Config for `env`: Pendulum's defaults, then its family's preset, then TD3's switches
+    if td3, then `flags` (so `--td3 --policy-delay 3` is TD3 with a longer delay)."""
+    cfg = Config(env=env, **{**PRESETS.get(preset_for(env), {}), **(TD3 if td3 else {}), **flags})
     if "threads" not in flags:
         cfg.threads = default_threads(cfg.hidden_sizes)
     return cfg
@@ -168,6 +214,11 @@ def check_config(cfg: Config) -> None:
             raise ConfigError(f"--{name.replace('_', '-')} must be a positive number, got {getattr(cfg, name)}")
     if not (cfg.noise_std >= 0 and math.isfinite(cfg.noise_std)):
         raise ConfigError(f"--noise-std must be >= 0, got {cfg.noise_std}")
+    if not (0 <= cfg.target_noise < math.inf and 0 <= cfg.target_noise_clip < math.inf):
+        raise ConfigError(f"--target-noise and --target-noise-clip must be >= 0, got {cfg.target_noise} and "
+                          f"{cfg.target_noise_clip}")
+    if cfg.policy_delay < 1:
+        raise ConfigError(f"--policy-delay must be at least 1 (1: DDPG), got {cfg.policy_delay}")
     if not (0 <= cfg.ou_theta <= 1):
         raise ConfigError(f"--ou-theta must be in [0, 1] (it is a per-step rate, dt = 1), got {cfg.ou_theta}")
     if any(h <= 0 for h in cfg.hidden_sizes):
@@ -190,10 +241,10 @@ def resolve_device(name: str) -> torch.device:
     return torch.device(name)
 
 
-def make_env(env_id: str) -> gym.Env:
+def make_env(env_id: str, env_kwargs: dict = None) -> gym.Env:
     """gym.make, plus the checks DDPG needs: a flat Box observation, a bounded Box action."""
     try:
-        env = gym.make(env_id)
+        env = gym.make(env_id, **(env_kwargs or {}))
     except gym.error.DependencyNotInstalled as e:  # e.g. a MuJoCo task without the mujoco package
         extra = "mujoco" if preset_for(env_id) == "mujoco" else None
         how = f'pip install "gymnasium[{extra}]=={gym.__version__}"' if extra else str(e).splitlines()[0]
@@ -336,7 +387,7 @@ def add_exploration_noise(action: np.ndarray, eps: np.ndarray, low, high) -> np.
 
 
 # ---------------------------------------------------------------------------------------
-# E6, E7, E8, E3: the update, one pure function per equation
+# E6, E7, E8, E3 (and TD3's E9, E10, E11): the update, one pure function per equation
 # ---------------------------------------------------------------------------------------
 
 
@@ -367,6 +418,26 @@ def actor_loss(actor: nn.Module, critic: nn.Module, s: torch.Tensor) -> torch.Te
     return -critic(s, actor(s)).mean()
 
 
+def clipped_double_q(q1: torch.Tensor, q2: torch.Tensor) -> torch.Tensor:
+    """E9 (TD3): min_i Q_phi_i'(s', a'), the smaller of the two target critics' estimates.
+
+    The actor climbs the critic's errors (E8 takes a max-like step on Q), so a single
+    critic's y inherits its overestimates; two critics rarely err upwards at the same
+    point, and their minimum keeps y from feeding the bias back into itself.
+    """
+    return torch.minimum(q1, q2)
+
+
+def smooth_target_action(next_action, eps, clip, low, high) -> torch.Tensor:
+    """E10 (TD3): a~' = clip(mu_theta'(s') + clip(eps, -c, c), low, high), eps ~ N(0, sigma^2) drawn by the caller.
+
+    clip, low and high are in action units (tensors per action dimension, or anything that
+    broadcasts). The critic is fitted on a neighbourhood of the target action, so it cannot
+    build a narrow peak there for the actor to exploit.
+    """
+    return torch.clamp(next_action + torch.clamp(eps, -clip, clip), low, high)
+
+
 @torch.no_grad()  # targets are never part of a graph: they receive no gradient
 def soft_update(target, source, tau: float) -> None:
     """E3: theta' <- tau * theta + (1 - tau) * theta', in place, for every parameter.
@@ -383,10 +454,12 @@ def soft_update(target, source, tau: float) -> None:
 
 
 class DDPG:
-    """The four networks of E1-E3, their optimizers, and one update step."""
+    """The four networks of E1-E3, their optimizers, and one update step; with twin_critics
+    a second critic and its target (E9), with target_noise the smoothing of E10."""
 
     def __init__(self, obs_dim: int, action_low, action_high, hidden_sizes=(64, 64),
-                 actor_lr=1e-3, critic_lr=1e-3, device="cpu"):
+                 actor_lr=1e-3, critic_lr=1e-3, device="cpu", twin_critics=False, target_noise=0.0,
+                 target_noise_clip=0.5):
         self.device = torch.device(device)
         self.actor = Actor(obs_dim, action_low, action_high, hidden_sizes).to(self.device)
         self.critic = Critic(obs_dim, len(action_low), hidden_sizes).to(self.device)
@@ -394,12 +467,23 @@ class DDPG:
         # random network) and are frozen: only soft_update changes them.
         self.actor_target = copy.deepcopy(self.actor).requires_grad_(False)
         self.critic_target = copy.deepcopy(self.critic).requires_grad_(False)
-        # fused Adam does each optimizer step in one kernel: on a CPU it is ~20% of an update
+        self.twin_critics = twin_critics
+        if twin_critics:  # E9: Q_phi2, initialised apart from Q_phi1, with its own target
+            self.critic2 = Critic(obs_dim, len(action_low), hidden_sizes).to(self.device)
+            self.critic2_target = copy.deepcopy(self.critic2).requires_grad_(False)
+        trained = ["actor", "critic"] + (["critic2"] if twin_critics else [])
+        # fused Adam does each optimizer step in one kernel: on a CPU it is ~20% of an update.
+        # One Adam over both critics is two independent ones: Adam's state is per parameter.
         self.actor_optimizer = torch.optim.Adam(self.actor.parameters(), lr=actor_lr, fused=True)
-        self.critic_optimizer = torch.optim.Adam(self.critic.parameters(), lr=critic_lr, fused=True)
+        self.critic_optimizer = torch.optim.Adam([p for name in trained[1:] for p in getattr(self, name).parameters()],
+                                                 lr=critic_lr, fused=True)
         # (theta', theta) and (phi', phi) as parameter lists, made once for soft_update
-        self.target_pairs = [(list(t.parameters()), list(s.parameters())) for t, s in
-                             ((self.actor_target, self.actor), (self.critic_target, self.critic))]
+        self.target_pairs = [(list(getattr(self, name + "_target").parameters()), list(getattr(self, name).parameters()))
+                             for name in trained]
+        # E10 in action units: sigma and c are fractions of the half-range (the actor's scale)
+        self.smoothing = target_noise > 0
+        self.target_noise = target_noise * self.actor.action_scale
+        self.target_noise_clip = target_noise_clip * self.actor.action_scale
 
     @torch.inference_mode()
     def act(self, obs: np.ndarray) -> np.ndarray:
@@ -407,23 +491,32 @@ class DDPG:
         s = torch.as_tensor(obs, dtype=torch.float32, device=self.device).unsqueeze(0)
         return self.actor(s)[0].cpu().numpy()
 
-    def critic_step(self, batch: Batch, gamma: float) -> dict:
-        """E6 and E7: regress Q_phi(s, a) onto the TD target y, one Adam step on phi."""
+    def critic_step(self, batch: Batch, gamma: float, generator: torch.Generator = None) -> dict:
+        """E6 and E7 (with E9, E10 if on): regress Q_phi(s, a) onto the TD target y, one Adam step on phi."""
         s, a, r, s2, terminated = batch
         # E6 from the target networks, under no_grad: y is a fixed regression label, so
         # no gradient may flow into it (or into the targets).
         with torch.no_grad():
-            next_q = self.critic_target(s2, self.actor_target(s2))  # (B,)
+            next_action = self.actor_target(s2)  # (B, act_dim)
+            if self.smoothing:  # E10
+                eps = torch.randn(next_action.shape, generator=generator, device=next_action.device)
+                next_action = smooth_target_action(next_action, eps * self.target_noise, self.target_noise_clip,
+                                                   self.actor.action_bias - self.actor.action_scale,
+                                                   self.actor.action_bias + self.actor.action_scale)
+            next_q = self.critic_target(s2, next_action)  # (B,)
+            if self.twin_critics:  # E9
+                next_q = clipped_double_q(next_q, self.critic2_target(s2, next_action))
             y = td_target(r, next_q, terminated, gamma)  # (B,)
         q = self.critic(s, a)  # (B,)
         loss = critic_loss(q, y)
+        both = loss + critic_loss(self.critic2(s, a), y) if self.twin_critics else loss  # E9: both regress onto y
         self.critic_optimizer.zero_grad(set_to_none=True)
-        loss.backward()
+        both.backward()
         self.critic_optimizer.step()
         return {"critic_loss": loss.item(), "q_mean": q.mean().item(), "target_mean": y.mean().item()}
 
     def actor_step(self, s: torch.Tensor) -> dict:
-        """E8: one Adam step on theta along the deterministic policy gradient."""
+        """E8: one Adam step on theta along the deterministic policy gradient (of Q_phi1 alone with E9)."""
         # Trap: the actor loss runs through the critic, so backward() would also fill the
         # critic's .grad. Freezing the critic keeps its gradients out (and saves that
         # work), and only the actor's optimizer steps: the critic is left as it was.
@@ -435,22 +528,27 @@ class DDPG:
         self.critic.requires_grad_(True)
         return {"actor_loss": loss.item()}
 
-    def update(self, batch: Batch, gamma: float, tau: float) -> dict:
+    def update(self, batch: Batch, gamma: float, tau: float, step_actor: bool = True,
+               generator: torch.Generator = None) -> dict:
         """One DDPG update: critic step, actor step (on the updated critic), soft updates.
 
-        Returns the numbers that logging and the report read: critic_loss, actor_loss,
-        q_mean (mean Q(s, a) of the minibatch) and target_mean (mean y).
+        step_actor=False (E11, --policy-delay) leaves out the actor step and the soft updates.
+        Returns the numbers that logging and the report read: critic_loss, q_mean (mean
+        Q(s, a) of the minibatch), target_mean (mean y) and, with the actor step, actor_loss.
         """
-        numbers = self.critic_step(batch, gamma)
-        numbers.update(self.actor_step(batch.s))
-        # E3, after every gradient step: theta' <- tau theta + (1 - tau) theta', same for phi'.
-        for target, source in self.target_pairs:
-            soft_update(target, source, tau)
+        numbers = self.critic_step(batch, gamma, generator)
+        if step_actor:
+            numbers.update(self.actor_step(batch.s))
+            # E3, after every gradient step: theta' <- tau theta + (1 - tau) theta', same for phi'.
+            for target, source in self.target_pairs:
+                soft_update(target, source, tau)
         return numbers
 
+    NETWORKS = ("actor", "critic", "actor_target", "critic_target", "critic2", "critic2_target")
+
     def state_dict(self) -> dict:
-        return {name: getattr(self, name).state_dict() for name in
-                ("actor", "critic", "actor_target", "critic_target", "actor_optimizer", "critic_optimizer")}
+        names = [n for n in self.NETWORKS if hasattr(self, n)] + ["actor_optimizer", "critic_optimizer"]
+        return {name: getattr(self, name).state_dict() for name in names}
 
     def load_state_dict(self, state: dict) -> None:
         for name, value in state.items():
@@ -586,13 +684,18 @@ def load_checkpoint(path, resume: bool = False) -> dict:
 
 
 def load_defaults(checkpoint) -> dict:
-    """--load: the checkpoint's env, seed, network sizes, learning rates and evaluation
-    episodes, as defaults. So `--load RUN/best.pt --eval-only` evaluates on the run's own
+    """--load: the checkpoint's env (and its make-arguments), seed, network sizes, learning
+    rates, evaluation episodes and TD3 switches, as defaults. So `--load RUN/best.pt --eval-only` evaluates on the run's own
     start states and reproduces the return best.pt was saved with, and a run started from a
     checkpoint goes on learning at its rates unless told otherwise."""
     saved = load_checkpoint(checkpoint)["config"]
-    names = ("env", "seed", "hidden_sizes", "actor_lr", "critic_lr", "eval_episodes")
+    names = ("env", "env_kwargs", "seed", "hidden_sizes", "actor_lr", "critic_lr", "eval_episodes", *TD3)
     return {name: saved[name] for name in names if name in saved}
+
+
+def new_agent(cfg: Config, obs_dim: int, action_low, action_high, device, hidden_sizes=None) -> DDPG:
+    return DDPG(obs_dim, action_low, action_high, hidden_sizes or cfg.hidden_sizes, cfg.actor_lr, cfg.critic_lr,
+                device, cfg.twin_critics, cfg.target_noise, cfg.target_noise_clip)
 
 
 def agent_from_checkpoint(data: dict, path, env: gym.Env, cfg: Config, device) -> DDPG:
@@ -604,8 +707,10 @@ def agent_from_checkpoint(data: dict, path, env: gym.Env, cfg: Config, device) -
     if not fits:
         raise ConfigError(f"{path} was trained on {trained_on}, whose spaces differ from {cfg.env}'s; "
                           f"pass --env {trained_on}")
-    agent = DDPG(data["obs_dim"], data["action_low"], data["action_high"], data["config"]["hidden_sizes"],
-                 cfg.actor_lr, cfg.critic_lr, device)
+    agent = new_agent(cfg, data["obs_dim"], data["action_low"], data["action_high"], device,
+                      hidden_sizes=data["config"]["hidden_sizes"])
+    if cfg.twin_critics and "critic2" not in data:
+        raise ConfigError(f"{path} holds one critic; --twin-critics needs a checkpoint saved with two")
     try:  # the optimizers' state comes back too (Adam's moments)...
         agent.load_state_dict({k: data[k] for k in agent.state_dict()})
     except (KeyError, RuntimeError, ValueError) as e:
@@ -686,6 +791,7 @@ class Run:
         self.best = None  # (eval_return, step) of the best evaluation so far
         self.elapsed = 0.0  # seconds of training before this process (for metrics' `time`)
         self.stop_signal = None  # set by a signal handler; the loop stops before the next step
+        self.numbers, self.last_s = {}, None  # the latest update's numbers and minibatch states
         # what check_finite says is the likely cause, made once (the checks run at every step)
         self.env_cause = f"{cfg.env} produced it: the environment, not the learning, is at fault"
         self.update_cause = diverged_cause(cfg)
@@ -728,12 +834,24 @@ class Run:
         return episode
 
     def learn(self) -> dict:
-        """One DDPG update on a uniform minibatch; its numbers, checked to be finite."""
+        """One update on a uniform minibatch; the numbers of the latest ones, checked to be finite."""
         batch = self.buffer.sample(self.cfg.batch_size, self.sampler, self.agent.device)
-        numbers = self.agent.update(batch, self.cfg.gamma, self.cfg.tau)
+        step_actor = (self.updates + 1) % self.cfg.policy_delay == 0  # E11: every update unless --policy-delay
+        generator = self.sampler if self.agent.device.type == "cpu" else None  # E10's eps, saved with the run
+        numbers = self.agent.update(batch, self.cfg.gamma, self.cfg.tau, step_actor, generator)
         self.updates += 1
         check_finite(self.step, numbers, self.update_cause)
-        return numbers
+        self.numbers, self.last_s = {**self.numbers, **numbers}, batch.s  # actor_loss stays from its last step
+        return self.numbers
+
+    def saturation(self) -> float:
+        """The share of mu(s)'s components, over the last minibatch, within 1% of the action range
+        from a bound. tanh is flat there: the actor's gradient vanishes, and it can hardly come back."""
+        with torch.inference_mode():
+            a = self.agent.actor(self.last_s)
+        scale = self.agent.actor.action_scale
+        near = torch.minimum(a - (self.agent.actor.action_bias - scale), (self.agent.actor.action_bias + scale) - a)
+        return round((near < 0.02 * scale).float().mean().item(), 4)  # 1% of the range = 2% of the half-range
 
     def state_dict(self) -> dict:
         """The "run" part of model.pt. The buffer is stored up to its size (and whole once full)."""
@@ -837,16 +955,16 @@ def setup(cfg: Config, run_dir: Path = None):
         load_plotly()
     checkpoint = Path(cfg.resume) / "model.pt" if cfg.resume else cfg.load
     data = load_checkpoint(checkpoint, resume=bool(cfg.resume)) if checkpoint else None
-    envs = [make_env(cfg.env)]
+    envs = [make_env(cfg.env, cfg.env_kwargs)]
     try:
-        envs.append(make_env(cfg.env))  # the evaluation environment
+        envs.append(make_env(cfg.env, cfg.env_kwargs))  # the evaluation environment
         env = envs[0]
         torch.manual_seed(cfg.seed)  # network initialisation
         if data is not None:
             agent = agent_from_checkpoint(data, checkpoint, env, cfg, device)
         else:
-            agent = DDPG(env.observation_space.shape[0], env.action_space.low, env.action_space.high,
-                         cfg.hidden_sizes, cfg.actor_lr, cfg.critic_lr, device)
+            agent = new_agent(cfg, env.observation_space.shape[0], env.action_space.low, env.action_space.high,
+                              device)
         if run_dir is not None:
             prepare_run_dir(run_dir, resume=bool(cfg.resume))
     except ConfigError:
@@ -895,7 +1013,10 @@ def settings_line(cfg: Config) -> str:
             f"hidden {' '.join(map(str, cfg.hidden_sizes))} | batch {cfg.batch_size} | "
             f"lr actor {cfg.actor_lr:g} critic {cfg.critic_lr:g} | gamma {cfg.gamma} | tau {cfg.tau} | "
             f"noise {cfg.noise} {cfg.noise_std:g} | random steps {cfg.learning_starts:,} | "
-            f"eval every {cfg.eval_every:,} | threads {cfg.threads}")
+            f"eval every {cfg.eval_every:,} | threads {cfg.threads}"
+            + (f" | twin critics {cfg.twin_critics} | target noise {cfg.target_noise:g} clip {cfg.target_noise_clip:g}"
+               f" | policy delay {cfg.policy_delay}" if algorithm_name(cfg) != "DDPG" else "")
+            + (f" | env kwargs {cfg.env_kwargs}" if cfg.env_kwargs else ""))
 
 
 def train(cfg: Config, quiet: bool = False) -> dict:
@@ -926,7 +1047,8 @@ def train(cfg: Config, quiet: bool = False) -> dict:
     if cfg.resume:
         log({"step": run.step, "resumed": True, "total_steps": cfg.total_steps})
     else:
-        log({"step": run.step, "env": cfg.env, "gamma": cfg.gamma, "preset": preset_for(cfg.env),
+        log({"step": run.step, "env": cfg.env, "algorithm": algorithm_name(cfg), "gamma": cfg.gamma,
+             "preset": preset_for(cfg.env),
              "config": asdict(cfg), "max_episode_steps": env.spec.max_episode_steps if env.spec else None,
              "probe_states": probes.cpu().tolist()})
 
@@ -962,7 +1084,8 @@ def train(cfg: Config, quiet: bool = False) -> dict:
 
     last_eval, numbers = None, None
     last_log_time, last_log_step = time.perf_counter(), run.step
-    say(f"{'resuming' if cfg.resume else 'training'} {cfg.env} {f'at step {run.step:,} ' if cfg.resume else ''}"
+    say(f"{'resuming' if cfg.resume else 'training'} {algorithm_name(cfg)} on {cfg.env} "
+        f"{f'at step {run.step:,} ' if cfg.resume else ''}"
         f"for {cfg.total_steps:,} steps on {agent.device}; run folder {run_dir}")
     say(settings_line(cfg))
     try:
@@ -980,7 +1103,8 @@ def train(cfg: Config, quiet: bool = False) -> dict:
                     sps = (step - last_log_step) / max(now - last_log_time, 1e-9)
                     last_log_time, last_log_step = now, step
                     if numbers:
-                        log({"step": step, **numbers, "updates": run.updates, "sps": round(sps, 1)})
+                        log({"step": step, **numbers, "action_at_bound": run.saturation(), "updates": run.updates,
+                             "sps": round(sps, 1)})
                     left = int((cfg.total_steps - step) / max(sps, 1e-9))  # at the current (learning) speed
                     recent = f"{np.mean(run.recent_returns):8.1f}" if run.recent_returns else f"{'-':>8}"
                     evaluated = f"{last_eval['eval_return']:8.1f}" if last_eval else f"{'-':>8}"
@@ -1098,34 +1222,68 @@ def figure(traces, title, xtitle="environment steps", ytitle="", **layout):
                                       "legend": {"orientation": "h", "y": -0.2}, **layout}}
 
 
+RUN_ONLY = ("seed", "total_steps", "threads", "device", "out", "load", "resume", "eval_only", "report")  # not settings
+
+
+def group_by_settings(runs) -> list:
+    """[(label, runs)]: the runs with the same settings (all but seed, budget and where they ran)
+    in one group, labelled by what differs between groups (the TD3 switches by their name)."""
+    def settings(records):
+        config = next((r["config"] for r in records if isinstance(r.get("config"), dict)), {})
+        return {k: v for k, v in {**defaults, **config}.items() if k not in RUN_ONLY}  # older runs lack newer keys
+
+    defaults = asdict(Config())
+
+    groups = {}
+    for name, records in runs:
+        groups.setdefault(json.dumps(settings(records), sort_keys=True), []).append((name, records))
+    configs = [json.loads(key) for key in groups]
+    differ = [k for k in sorted(set().union(*configs)) if len({json.dumps(c.get(k)) for c in configs}) > 1]
+
+    def label(config):
+        parts = [f"{k} {as_typed(v)}" for k, v in config.items() if k in differ and k not in TD3]
+        if any(k in TD3 for k in differ):
+            known = {f.name for f in fields(Config)}
+            parts.insert(0, algorithm_name(Config(**{k: v for k, v in config.items() if k in known})))
+        return ", ".join(parts) or "runs"
+    return [(label(c), members) for c, members in zip(configs, groups.values())]
+
+
 def report_figures(runs):
-    """The report's figures as Plotly dicts, from [(run name, records), ...]."""
-    def each(key):  # one (steps, values) curve per run
-        return [series(records, key) for _, records in runs]
+    """The report's figures as Plotly dicts, from [(run name, records), ...]. Runs with the
+    same settings are drawn as one mean with a min-max band; several settings (DDPG against
+    TD3, say) as one such curve each, in a colour of its own."""
+    groups = group_by_settings(runs)
+    many = len(groups) > 1
+
+    def lines(key, name, color, **style):  # one curve (and band) per group of runs
+        return [trace for g, (label, members) in enumerate(groups)
+                for trace in line(f"{label}: {name}" if many else name, [series(records, key) for _, records in members],
+                                  COLORS[g % len(COLORS)] if many else color, **style)]
 
     def short(state):  # a probe state for the legend: its first numbers (a MuJoCo state has 17 or more)
         return ", ".join(f"{v:.2f}" for v in state[:4]) + (", ..." if len(state) > 4 else "")
 
-    n = len(runs)
     header = next((r for r in runs[0][1] if "probe_states" in r), {})
     cut = header.get("max_episode_steps")
     gamma = header.get("gamma")
-    plural = f" (mean of {n} runs, band: min-max)" if n > 1 else ""
+    plural = (f" ({len(groups)} settings, each the mean of its runs, band: min-max)" if many else
+              f" (mean of {len(runs)} runs, band: min-max)" if len(runs) > 1 else "")
 
     best = []
-    if n == 1:  # the evaluation that best.pt holds
+    if len(runs) == 1:  # the evaluation that best.pt holds
         x, y = series(runs[0][1], "eval_return")
         if len(y):
             best = [{"type": "scatter", "x": [float(x[y.argmax()])], "y": [float(y.max())], "mode": "markers",
                      "name": "best evaluation (best.pt)", "marker": {"symbol": "star", "size": 16, "color": "#2ca02c"}}]
-    learning = figure(line("training episode return", each("episode_return"), COLORS[0], width=1)
-                      + line("evaluation return (no noise)", each("eval_return"), COLORS[1], mode="lines+markers")
+    learning = figure(lines("episode_return", "training episode return", COLORS[0], width=1)
+                      + lines("eval_return", "evaluation return (no noise)", COLORS[1], mode="lines+markers")
                       + best, "Learning curve" + plural, ytitle="return")
 
-    q_panel = figure(line("Q(s, a), minibatch mean", each("q_mean"), COLORS[0])
-                     + line("TD target y, minibatch mean", each("target_mean"), COLORS[1], dash="dot")
-                     + line("critic loss", each("critic_loss"), COLORS[2], axis="2")
-                     + line("actor loss = -Q(s, mu(s))", each("actor_loss"), COLORS[3], axis="3"),
+    q_panel = figure(lines("q_mean", "Q(s, a), minibatch mean", COLORS[0])
+                     + lines("target_mean", "TD target y, minibatch mean", COLORS[1], dash="dot")
+                     + lines("critic_loss", "critic loss", COLORS[2], axis="2")
+                     + lines("actor_loss", "actor loss = -Q(s, mu(s))", COLORS[3], axis="3"),
                      "Q-values, TD targets and losses" + plural, ytitle="value",
                      xaxis={"domain": [0, 0.42], "title": {"text": "environment steps"}},
                      xaxis2={"domain": [0.5, 0.72], "anchor": "y2", "title": {"text": "steps"}},
@@ -1134,9 +1292,9 @@ def report_figures(runs):
                      yaxis3={"anchor": "x3", "title": {"text": "actor loss"}})
 
     horizon = f"{cut} steps" if cut else "the episode's end"
-    overestimation = figure(line("critic: Q(s0, mu(s0))", each("q_start"), COLORS[0], mode="lines+markers")
-                            + line("collected: discounted return from s0", each("mc_return"), COLORS[1],
-                                   mode="lines+markers"),
+    overestimation = figure(lines("q_start", "critic: Q(s0, mu(s0))", COLORS[0], mode="lines+markers")
+                            + lines("mc_return", "collected: discounted return from s0", COLORS[1],
+                                    mode="lines+markers", dash="dot"),
                             f"Overestimation check at the evaluation start states{plural}<br><sup>"
                             f"return discounted with gamma={gamma}, cut at termination or the time limit "
                             f"({horizon}): it leaves out gamma^T V(s_T) after a cut</sup>", ytitle="value")
@@ -1155,10 +1313,13 @@ def report_figures(runs):
                                "name": f"probe {i} a[{j}], s=({state})",
                                "line": {"color": COLORS[i % len(COLORS)], "dash": ["solid", "dot", "dash"][j % 3]}})
     probes = figure(traces, "Policy on fixed probe states: mu(s) at each evaluation"
-                    + (f"<br><sup>run {name} only: each seed draws its own probe states</sup>" if n > 1 else ""),
+                    + (f"<br><sup>run {name} only: each seed draws its own probe states</sup>" if len(runs) > 1 else ""),
                     ytitle="action")
+    saturation = figure(lines("action_at_bound", "share of mu(s) at a bound", COLORS[4]),
+                        "Actor saturation: minibatch actions within 1% of the range from a bound" + plural,
+                        ytitle="share of action components", yaxis={"range": [0, 1], "title": {"text": "share"}})
     return {"learning": learning, "q": q_panel, "overestimation": overestimation, "probes": probes,
-            "diagram": loop_diagram()}
+            "saturation": saturation, "diagram": loop_diagram()}
 
 
 def loop_diagram():
@@ -1204,6 +1365,9 @@ PANEL_NOTES = {
                       "the bias that motivated TD3 (Fujimoto et al., 2018, Figure 1).",
     "probes": "The deterministic action on a few fixed start states, at each evaluation. Lines that settle mean "
               "the policy has converged on those states; lines that keep swinging mean it has not.",
+    "saturation": "How much of the actor's output sits at the edge of the action box, where tanh is flat and the "
+                  "actor's gradient all but vanishes. Near 0 is healthy; a share that climbs towards 1 is a policy "
+                  "stuck at bang-bang actions that the critic's gradient can no longer pull back.",
     "diagram": "What feeds what in one step of DDPG, with the equations' numbers.",
 }
 
@@ -1233,8 +1397,8 @@ def write_report(run_dirs, path) -> tuple:
         raise ConfigError("nothing to report: " + "; ".join(problems or ["no records"]))
     titles = {"learning": "1. Learning curve", "q": "2. Q-values and TD targets",
               "overestimation": "3. Overestimation check", "probes": "4. Policy evolution on probe states",
-              "diagram": "5. The actor-critic loop"}
-    body = [f"<h1>DDPG report</h1><p>{len(runs)} run(s): {', '.join(name for name, _ in runs)}</p>"]
+              "saturation": "5. Actor saturation", "diagram": "6. The actor-critic loop"}
+    body = [f"<h1>DDPG report</h1><p>{len(runs)} run(s): {', '.join(name for name, _ in runs)}</p>"]  # (or TD3)
     for key, fig in report_figures(runs).items():
         body.append(f"<h2>{titles[key]}</h2><p class='note'>{PANEL_NOTES[key]}</p>")
         body.append(pio.to_html(fig, full_html=False, include_plotlyjs=False, validate=False,
@@ -1287,10 +1451,14 @@ def build_parser() -> argparse.ArgumentParser:
             if options["metavar"] is None:
                 del options["metavar"]
         if not isinstance(f.default, bool) and f.default != "":  # flags without a value need no default
+            # (env_kwargs has a default_factory: its f.default is MISSING, its shown_default says "none")
             preset = PRESETS["mujoco"].get(f.name)
             options["help"] += f" (default: {f.metadata.get('shown_default', as_typed(f.default))}" + (
                 f"; MuJoCo: {as_typed(preset)})" if preset is not None else ")")
         parser.add_argument(f.metadata.get("flag", "--" + f.name.replace("_", "-")), dest=f.name, **options)
+    parser.add_argument("--td3", action="store_true",
+                        help="TD3 (Fujimoto et al. 2018): --twin-critics --target-noise 0.2 --target-noise-clip 0.5 "
+                             "--policy-delay 2; a switch given explicitly wins over it")
     parser.add_argument("--export", metavar="FILE",
                         help="with --load: write the checkpoint's actor as a torch.export program; "
                              "torch.export.load(FILE).module() maps observations to actions without ddpg.py")
@@ -1324,9 +1492,10 @@ def main(argv=None) -> int:
         if given.get("resume"):
             cfg = resume_config(given.pop("resume"), **given)
         else:
-            if given.get("load"):
-                given = {**load_defaults(given["load"]), **given}  # flags given still win
-            cfg = config_for(**given)
+            td3 = given.pop("td3", False)
+            if given.get("load"):  # flags given still win, and --td3 over the checkpoint's switches
+                given = {**load_defaults(given["load"]), **(TD3 if td3 else {}), **given}
+            cfg = config_for(td3=td3, **given)
         if export:
             if not cfg.load:
                 raise ConfigError("--export needs --load CHECKPOINT")

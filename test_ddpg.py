@@ -281,6 +281,146 @@ def test_update_numbers_match_a_hand_computation():
     assert numbers["critic_loss"] == pytest.approx(((q - y) ** 2).mean().item(), rel=1e-5)
 
 
+# --- TD3's three switches (E9-E11) ---
+
+
+def test_clipped_double_q_by_hand():
+    q1, q2 = torch.tensor([1.0, -2.0, 3.0]), torch.tensor([2.0, -3.0, 3.0])
+    assert ddpg.clipped_double_q(q1, q2).tolist() == [1.0, -3.0, 3.0]
+
+
+def test_smooth_target_action_by_hand():
+    # mu'(s') = [0.5, 0.9], eps = [0.3, -2.0], c = 0.2 per dimension, bounds [-1, 1] and [0, 1]:
+    # clip(eps) = [0.2, -0.2]; 0.5 + 0.2 = 0.7 stays; 0.9 - 0.2 = 0.7 stays.
+    out = ddpg.smooth_target_action(torch.tensor([[0.5, 0.9]]), torch.tensor([[0.3, -2.0]]), torch.tensor([0.2, 0.2]),
+                                    torch.tensor([-1.0, 0.0]), torch.tensor([1.0, 1.0]))
+    assert out.tolist() == [[pytest.approx(0.7), pytest.approx(0.7)]]
+    # the action bounds clip after the noise: 0.95 + 0.1 -> 1.0; 0.05 - 0.1 -> 0.0 (low 0)
+    out = ddpg.smooth_target_action(torch.tensor([[0.95, 0.05]]), torch.tensor([[0.1, -0.1]]), 0.5,
+                                    torch.tensor([-1.0, 0.0]), torch.tensor([1.0, 1.0]))
+    assert out.tolist() == [[1.0, 0.0]]
+
+
+def make_td3_agent(seed=0, **switches):
+    torch.manual_seed(seed)
+    return ddpg.DDPG(3, [-2.0], [2.0], hidden_sizes=(16, 16), **switches)
+
+
+def test_twin_critics_regress_onto_y_from_the_smaller_target_critic():
+    agent, batch = make_td3_agent(twin_critics=True), make_batch()
+    assert not same(params(agent.critic), params(agent.critic2))  # initialised apart
+    with torch.no_grad():
+        a2 = agent.actor_target(batch.s2)
+        next_q = torch.minimum(agent.critic_target(batch.s2, a2), agent.critic2_target(batch.s2, a2))
+        y = batch.r + 0.9 * (1 - batch.terminated) * next_q
+        single = batch.r + 0.9 * (1 - batch.terminated) * agent.critic_target(batch.s2, a2)
+    assert not torch.allclose(y, single)  # the minimum matters for this batch
+    def errors():  # each critic's mean squared error against y
+        with torch.no_grad():
+            return [((critic(batch.s, batch.a) - y) ** 2).mean().item() for critic in (agent.critic, agent.critic2)]
+
+    before = errors()
+    numbers = agent.critic_step(batch, gamma=0.9)
+    assert numbers["target_mean"] == pytest.approx(y.mean().item(), rel=1e-5)
+    assert numbers["critic_loss"] == pytest.approx(before[0], rel=1e-5)  # the first critic's, as DDPG logs it
+    for _ in range(300):  # the targets do not move (no soft update): both critics fit the one y
+        agent.critic_step(batch, gamma=0.9)
+    assert all(after < 0.3 * start for after, start in zip(errors(), before))
+
+
+def test_the_actor_follows_the_first_critic_only():
+    agent = make_td3_agent(twin_critics=True)
+    agent.critic = PrefersLargeActions()  # Q1 prefers large actions; Q2 is a random network
+    s = make_batch().s
+    before = agent.actor(s).mean().item()
+    for _ in range(20):
+        agent.actor_step(s)
+    assert agent.actor(s).mean().item() > before + 0.1
+    assert all(p.grad is None for p in agent.critic2.parameters())
+
+
+def test_target_smoothing_draws_clipped_noise_around_the_target_action():
+    agent, batch = make_td3_agent(target_noise=0.2, target_noise_clip=0.5), make_batch()
+    assert agent.target_noise.tolist() == [pytest.approx(0.4)] and agent.target_noise_clip.tolist() == [1.0]  # half-range 2
+    g = torch.Generator().manual_seed(5)
+    numbers = agent.critic_step(batch, 0.9, generator=g)
+    with torch.no_grad():
+        eps = torch.randn((32, 1), generator=torch.Generator().manual_seed(5)) * 0.4
+        a2 = (agent.actor_target(batch.s2) + eps.clamp(-1.0, 1.0)).clamp(-2.0, 2.0)
+        y = batch.r + 0.9 * (1 - batch.terminated) * agent.critic_target(batch.s2, a2)
+    assert numbers["target_mean"] == pytest.approx(y.mean().item(), rel=1e-5)
+
+
+def test_policy_delay_steps_the_actor_and_targets_every_nth_update(tmp_path):
+    cfg = quick(tmp_path, policy_delay=3, total_steps=4 + 9)  # updates at steps 5..13: 9 of them
+    snapshots = []
+    original = ddpg.DDPG.update
+
+    def spy(self, batch, gamma, tau, step_actor=True, generator=None):
+        before = params(self.actor) + params(self.actor_target) + params(self.critic_target)
+        numbers = original(self, batch, gamma, tau, step_actor, generator)
+        snapshots.append((step_actor, not same(before, params(self.actor) + params(self.actor_target)
+                                               + params(self.critic_target))))
+        return numbers
+
+    ddpg.DDPG.update = spy
+    try:
+        ddpg.train(cfg, quiet=True)
+    finally:
+        ddpg.DDPG.update = original
+    assert [moved for _, moved in snapshots] == [False, False, True] * 3
+    assert [step for step, _ in snapshots] == [False, False, True] * 3
+
+
+def test_td3_sets_the_three_switches_and_a_switch_given_wins():
+    cfg = ddpg.config_for("Pendulum-v1", td3=True)
+    assert (cfg.twin_critics, cfg.target_noise, cfg.target_noise_clip, cfg.policy_delay) == (True, 0.2, 0.5, 2)
+    assert ddpg.algorithm_name(cfg) == "TD3" and ddpg.algorithm_name(ddpg.Config()) == "DDPG"
+    cfg = ddpg.config_for("Hopper-v5", td3=True, policy_delay=3)
+    assert cfg.policy_delay == 3 and cfg.twin_critics and cfg.batch_size == 256  # the preset stays
+    assert ddpg.algorithm_name(cfg) == "DDPG + twin critics + target smoothing + policy delay"
+    assert ddpg.algorithm_name(ddpg.Config(twin_critics=True)) == "DDPG + twin critics"
+
+
+def test_td3_runs_checkpoint_resume_load_and_export(tmp_path, capsys):
+    out = tmp_path / "td3"
+    argv = ["--env", "test_ddpg:Counter-v0", "--td3", "--no-twin-critics", "--total-steps", "30",
+            "--learning-starts", "4", "--batch-size", "4", "--eval-every", "10", "--eval-episodes", "1",
+            "--hidden-sizes", "8", "--no-report", "--out", str(out)]
+    assert ddpg.main(argv) == 0
+    assert "training DDPG + target smoothing + policy delay on" in capsys.readouterr().out
+    header = json.loads((out / "metrics.jsonl").read_text().splitlines()[0])
+    assert header["algorithm"] == "DDPG + target smoothing + policy delay" and header["config"]["policy_delay"] == 2
+
+    argv[argv.index("--no-twin-critics")] = "--twin-critics"
+    argv[-1] = str(tmp_path / "full")
+    argv[argv.index("--total-steps") + 1] = "20"
+    assert ddpg.main(argv) == 0
+    saved = torch.load(tmp_path / "full" / "model.pt", weights_only=True)
+    assert {"critic2", "critic2_target"} <= set(saved)
+    assert ddpg.main(["--resume", str(tmp_path / "full"), "--total-steps", "30"]) == 0
+    capsys.readouterr()
+    assert ddpg.main(["--load", str(tmp_path / "full" / "best.pt"), "--eval-only"]) == 0  # switches from it
+    assert "mean return" in capsys.readouterr().out
+    assert ddpg.main(["--load", str(out / "best.pt"), "--twin-critics", "--eval-only"]) == 2
+    assert "holds one critic" in capsys.readouterr().err
+    assert ddpg.main(["--load", str(tmp_path / "full" / "best.pt"), "--export", str(tmp_path / "p.pt2")]) == 0
+
+
+def test_env_kwargs_reach_gymnasium_make(tmp_path, capsys):
+    assert ddpg.parse_env_kwarg("end_at:3") == ("end_at", 3)
+    assert ddpg.parse_env_kwarg("name:abc") == ("name", "abc")
+    cfg = quick(tmp_path, env_kwargs={"end_at": 2}, total_steps=8)
+    result = ddpg.train(cfg, quiet=True)
+    assert result["buffer"].terminated[1] == 1.0 and result["buffer"].terminated[0] == 0.0  # ends at t = 2
+    assert ddpg.main(["--env", "test_ddpg:Counter-v0", "--env-kwargs", "nonsense:1", "--out",
+                      str(tmp_path / "x")]) == 2
+    assert "nonsense" in capsys.readouterr().err
+    with pytest.raises(SystemExit) as e:
+        ddpg.main(["--env-kwargs", "no_colon"])
+    assert e.value.code == 2 and "KEY:VALUE" in capsys.readouterr().err
+
+
 def test_replay_buffer_wraps_around():
     buf = ddpg.ReplayBuffer(obs_dim=1, action_dim=1, capacity=3)
     for i in range(5):  # transitions 0..4; 3 and 4 overwrite 0 and 1
@@ -567,17 +707,17 @@ def measurements(path):
     return rows
 
 
-@pytest.mark.parametrize("noise", ["gaussian", "ou"])
-def test_resume_equals_the_uninterrupted_run(tmp_path, noise):
+@pytest.mark.parametrize("noise, switches", [("gaussian", {}), ("ou", {}), ("gaussian", ddpg.TD3)])
+def test_resume_equals_the_uninterrupted_run(tmp_path, noise, switches):
     # Pendulum-v1 episodes are 200 steps: a checkpoint every 400 steps falls on an episode boundary.
     cfg = dict(env="Pendulum-v1", learning_starts=300, eval_every=400, eval_episodes=2, log_every=200,
-               noise=noise, report=False)
+               noise=noise, report=False, **switches)
     whole = ddpg.train(ddpg.Config(**cfg, total_steps=1200, out=str(tmp_path / "whole")), quiet=True)
     ddpg.train(ddpg.Config(**cfg, total_steps=800, out=str(tmp_path / "part")), quiet=True)
     assert ddpg.main(["--resume", str(tmp_path / "part"), "--total-steps", "1200"]) == 0
     assert measurements(tmp_path / "part" / "metrics.jsonl") == measurements(whole["run_dir"] / "metrics.jsonl")
     part, whole_ckpt = (ddpg.load_checkpoint(tmp_path / d / "model.pt", resume=True) for d in ("part", "whole"))
-    for name in ("actor", "critic", "actor_target", "critic_target"):
+    for name in ("actor", "critic", "actor_target", "critic_target") + (("critic2", "critic2_target") if switches else ()):
         assert all(torch.equal(part[name][k], whole_ckpt[name][k]) for k in part[name])
     assert part["run"]["updates"] == whole_ckpt["run"]["updates"] == 900
     times = [json.loads(line)["time"] for line in open(tmp_path / "part" / "metrics.jsonl")]
@@ -782,15 +922,15 @@ def test_help_says_each_default_once_as_typed():
 # --- The report (issue 4) ---
 
 
-def synthetic_run(folder, seed, episodes=6, evals=3, bad_line=False):
+def synthetic_run(folder, seed, episodes=6, evals=3, bad_line=False, config=None):
     folder.mkdir(parents=True)
     rng = np.random.default_rng(seed)
     lines = [{"step": 0, "time": 0, "env": "Pendulum-v1", "gamma": 0.98, "max_episode_steps": 200,
-              "probe_states": [[1.0, 0.0, 0.0], [0.0, 1.0, 0.5]]}]
+              "probe_states": [[1.0, 0.0, 0.0], [0.0, 1.0, 0.5]], "config": {"seed": seed, **(config or {})}}]
     for i in range(1, episodes + 1):
         lines.append({"step": 200 * i, "time": i, "episode_return": -1000 + 100 * i + seed, "episode_length": 200})
         lines.append({"step": 200 * i, "time": i, "critic_loss": 1.0 / i, "actor_loss": -i, "q_mean": -i,
-                      "target_mean": -i - 0.5, "sps": 1000})
+                      "target_mean": -i - 0.5, "action_at_bound": i / 10, "sps": 1000})
     for k in range(1, evals + 1):
         lines.append({"step": 400 * k, "time": k, "eval_return": -900 + 200 * k + seed, "q_start": -50 + k,
                       "mc_return": -60 + k, "probe_actions": rng.uniform(-2, 2, (2, 1)).tolist()})
@@ -809,7 +949,8 @@ def test_report_figures_hold_the_runs_data(tmp_path):
     run = synthetic_run(tmp_path / "a", seed=0)
     records, problems = ddpg.read_metrics(run)
     figs = ddpg.report_figures([("a", records)])
-    assert set(figs) == {"learning", "q", "overestimation", "probes", "diagram"}
+    assert set(figs) == {"learning", "q", "overestimation", "probes", "saturation", "diagram"}
+    assert trace(figs["saturation"], "share of mu(s) at a bound")["y"] == pytest.approx([0.1, 0.2, 0.3, 0.4, 0.5, 0.6])
     assert trace(figs["learning"], "training episode return")["y"] == [-900, -800, -700, -600, -500, -400]
     assert trace(figs["learning"], "evaluation return (no noise)")["x"] == [400, 800, 1200]
     assert len(trace(figs["q"], "TD target y, minibatch mean")["y"]) == 6
@@ -829,9 +970,9 @@ def test_report_is_one_offline_page(tmp_path):
     assert ddpg.write_report([run], run / "report.html") == ([], [])
     html = (run / "report.html").read_text()
     for heading in ["Learning curve", "Q-values and TD targets", "Overestimation check", "Policy evolution",
-                    "actor-critic loop"]:
+                    "Actor saturation", "actor-critic loop"]:
         assert heading in html
-    assert html.count("Plotly.newPlot") == 5
+    assert html.count("Plotly.newPlot") == 6
     from plotly.offline import get_plotlyjs
     assert get_plotlyjs() in html  # plotly.js is inlined ...
     page = html.replace(get_plotlyjs(), "")
@@ -871,7 +1012,7 @@ def test_report_names_bad_lines_and_reports_the_rest(tmp_path, capsys):
 def test_training_writes_the_report(tmp_path):
     run = ddpg.train(quick(tmp_path, report=True), quiet=True)["run_dir"]
     html = (run / "report.html").read_text()
-    assert html.count("Plotly.newPlot") == 5
+    assert html.count("Plotly.newPlot") == 6
 
 
 # --- Tier 3: it learns ---

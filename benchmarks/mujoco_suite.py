@@ -7,6 +7,8 @@ process started from this folder.)
     python benchmarks/mujoco_suite.py --tasks Hopper-v5 --total-steps 1000000   # extend: resumes the runs
     python benchmarks/mujoco_suite.py --tasks Hopper-v5 HalfCheetah-v5 --compare-sb3 --sb3-steps 100000
     python benchmarks/mujoco_suite.py --tasks HalfCheetah-v5 --seeds 1 --total-steps 20000 --jobs 1 --compare-sb3
+    python benchmarks/mujoco_suite.py --tasks Hopper-v5 --ddpg-flags=--td3 --out benchmarks/results/mujoco-td3
+                                                                  # TD3: flags for ddpg.py (note the =)
                                                                   # speed, side by side, whole machine each
 
 Protocol (Fujimoto et al. 2018, section 6.1): ddpg.py with its MuJoCo preset, evaluation
@@ -37,7 +39,7 @@ from harness import ROOT, ddpg, fmt
 
 TASKS = {  # task: budget in environment steps (issue 10's minimum)
     "InvertedPendulum-v5": 100_000, "InvertedDoublePendulum-v5": 100_000, "Reacher-v5": 100_000,
-    "Hopper-v5": 300_000, "HalfCheetah-v5": 300_000, "Walker2d-v5": 300_000,
+    "Hopper-v5": 300_000, "HalfCheetah-v5": 300_000, "Walker2d-v5": 300_000, "Ant-v5": 300_000,
 }
 EVAL_EVERY, EVAL_EPISODES = 5_000, 10
 SB3_ZOO = dict(gamma=0.99, buffer_size=1_000_000, learning_starts=10_000, noise_std=0.1, learning_rate=1e-3,
