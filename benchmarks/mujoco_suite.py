@@ -7,9 +7,9 @@ process started from this folder.)
     python benchmarks/mujoco_suite.py --tasks Hopper-v5 --total-steps 1000000   # extend: resumes the runs
     python benchmarks/mujoco_suite.py --tasks Hopper-v5 HalfCheetah-v5 --compare-sb3 --sb3-steps 100000
     python benchmarks/mujoco_suite.py --tasks HalfCheetah-v5 --seeds 1 --total-steps 20000 --jobs 1 --compare-sb3
+                                                                  # speed, side by side, whole machine each
     python benchmarks/mujoco_suite.py --tasks Hopper-v5 --ddpg-flags=--td3 --out benchmarks/results/mujoco-td3
                                                                   # TD3: flags for ddpg.py (note the =)
-                                                                  # speed, side by side, whole machine each
 
 Protocol (Fujimoto et al. 2018, section 6.1): ddpg.py with its MuJoCo preset, evaluation
 every 5,000 steps, 10 episodes without noise. For each task: the max over evaluations of
