@@ -42,6 +42,10 @@ import ast
 import contextlib
 import copy
 import functools
+try:
+    import fcntl  # run-folder locks (lock_run_dir); not on Windows, where a run goes on without one
+except ImportError:
+    fcntl = None
 import json
 import math
 import os
@@ -677,6 +681,11 @@ def load_checkpoint(path, resume: bool = False) -> dict:
     missing = CHECKPOINT_KEYS - set(data) or {"env", "hidden_sizes"} - set(data["config"])
     if missing:
         raise ConfigError(f"{path} is incomplete: it lacks {', '.join(sorted(missing))}")
+    for name in DDPG.NETWORKS:  # a NaN weight is not a policy: stop here, not after acting with it
+        for key, tensor in data.get(name, {}).items():
+            if tensor.is_floating_point() and not torch.isfinite(tensor).all():
+                raise ConfigError(f"{path} is not a usable policy: {name}.{key} holds NaN or infinite values "
+                                  "(an earlier checkpoint, such as the run's best.pt, may be sound)")
     if resume and "run" not in data:
         raise ConfigError(f"{path} holds a policy only, not a run to resume; pass --load {path} to start "
                           "a new run from it")
@@ -752,7 +761,7 @@ def export_policy(checkpoint: str, path: str) -> Path:
     example = torch.zeros(2, data["obs_dim"])  # any batch size works: the first dimension is dynamic
     program = torch.export.export(actor.eval(), (example,), dynamic_shapes=({0: torch.export.Dim("batch")},))
     path = Path(path)
-    tmp = path.with_name(path.name + ".tmp")
+    tmp = path.with_name(f".{path.name}.tmp.pt2")  # torch.export wants the .pt2 ending, or it warns
     try:
         torch.export.save(program, tmp)
         os.replace(tmp, path)
@@ -793,7 +802,7 @@ class Run:
         self.stop_signal = None  # set by a signal handler; the loop stops before the next step
         self.numbers, self.last_s = {}, None  # the latest update's numbers and minibatch states
         # what check_finite says is the likely cause, made once (the checks run at every step)
-        self.env_cause = f"{cfg.env} produced it: the environment, not the learning, is at fault"
+        self.env_cause = f"{cfg.env} produced it from a finite action: the environment, not the learning, is at fault"
         self.update_cause = diverged_cause(cfg)
 
     def collect(self):
@@ -813,7 +822,10 @@ class Run:
                 eps = self.noise_x = ou_noise(self.noise_x, self.sigma, self.cfg.ou_theta, self.rng)
             else:
                 eps = gaussian_noise(self.sigma, self.rng)
-            action = add_exploration_noise(self.agent.act(self.obs), eps, self.low, self.high)
+            mu = self.agent.act(self.obs)
+            # A non-finite action is the learning's fault: stop before the environment sees it (and is blamed).
+            check_finite(self.step, {"the actor's action mu(s)": mu}, self.update_cause)
+            action = add_exploration_noise(mu, eps, self.low, self.high)
         action = action.astype(np.float32)
         next_obs, reward, terminated, truncated, _ = self.env.step(action)
         self.step += 1
@@ -926,17 +938,44 @@ def new_run_dir(cfg: Config) -> Path:
     return path
 
 
-def prepare_run_dir(path: Path, resume: bool = False) -> None:
-    """Make the folder and prove it is writable now, not after twenty minutes of training."""
-    if (path / "metrics.jsonl").exists() and not resume:
-        raise ConfigError(f"{path} already holds a run (metrics.jsonl); choose another --out, "
-                          f"or continue it with --resume {path}")
+def prepare_run_dir(path: Path, resume: bool = False):
+    """Make the folder, take its lock and prove it is writable now, not after twenty minutes
+    of training. Returns the lock, held until it is closed (see lock_run_dir)."""
     try:
         path.mkdir(parents=True, exist_ok=True)
+        lock = lock_run_dir(path)
         with tempfile.TemporaryFile(dir=path):
             pass
     except OSError as e:
         raise ConfigError(f"cannot write to output folder {path}: {e.strerror or e}") from None
+    if (path / "metrics.jsonl").exists() and not resume:  # checked under the lock: two new runs cannot both pass
+        lock.close()
+        raise ConfigError(f"{path} already holds a run (metrics.jsonl); choose another --out, "
+                          f"or continue it with --resume {path}")
+    return lock
+
+
+def lock_run_dir(path: Path):
+    """One writer per run folder: an exclusive lock on path/.lock, held while the returned file is
+    open. It is the operating system's (flock), so it dies with the process: a kill -9 leaves
+    nothing stale, and a second process started on the folder stops before it touches anything."""
+    f = open(path / ".lock", "a+")
+    try:
+        fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        f.seek(0)
+        holder = f.read().strip()
+        f.close()
+        raise ConfigError(f"{path} is in use by another process{f' (pid {holder})' if holder else ''}: one "
+                          "process writes a run folder at a time; wait for it to end, or choose another --out") from None
+    except (OSError, AttributeError) as e:  # a file system without locks, or no fcntl (Windows)
+        warn(f"cannot lock {path} ({getattr(e, 'strerror', None) or 'no file locks here'}); "
+             "make sure no other process writes to it")
+        return f
+    f.truncate(0)
+    f.write(f"{os.getpid()}\n")  # for the message above: who holds it
+    f.flush()
+    return f
 
 
 def setup(cfg: Config, run_dir: Path = None):
@@ -945,7 +984,7 @@ def setup(cfg: Config, run_dir: Path = None):
     With a run_dir (training), also checks plotly if a report is wanted and prepares the
     folder, last, so that bad input leaves no folder behind. On any ConfigError the
     environments made so far are closed. Returns env, eval_env, agent and the checkpoint
-    read (--load or --resume), if any.
+    read (--load or --resume), if any, and the run folder's lock (training only).
     """
     check_config(cfg)
     device = resolve_device(cfg.device)
@@ -965,18 +1004,17 @@ def setup(cfg: Config, run_dir: Path = None):
         else:
             agent = new_agent(cfg, env.observation_space.shape[0], env.action_space.low, env.action_space.high,
                               device)
-        if run_dir is not None:
-            prepare_run_dir(run_dir, resume=bool(cfg.resume))
+        lock = prepare_run_dir(run_dir, resume=bool(cfg.resume)) if run_dir is not None else None
     except ConfigError:
         for e in envs:
             e.close()
         raise
-    return envs[0], envs[1], agent, data
+    return envs[0], envs[1], agent, data, lock
 
 
 def evaluate_checkpoint(cfg: Config) -> dict:
     """--eval-only: load, evaluate, return the numbers. Writes nothing."""
-    env, eval_env, agent, data = setup(cfg)
+    env, eval_env, agent, data, _ = setup(cfg)
     try:
         return {"step": data["step"],
                 **evaluate(agent, eval_env, cfg.eval_episodes, cfg.seed + EVAL_SEED_OFFSET, cfg.gamma)}
@@ -987,9 +1025,15 @@ def evaluate_checkpoint(cfg: Config) -> dict:
 
 def keep_metrics_until(path: Path, step: int) -> None:
     """On --resume, drop what a killed process logged after its last checkpoint: the
-    resumed run logs those steps again."""
+    resumed run logs those steps again. A damaged line is named and kept as it is."""
     lines = path.read_text().splitlines(keepends=True) if path.exists() else []
-    kept = [line for line in lines if line.endswith("\n") and json.loads(line)["step"] <= step]
+    kept = []
+    for n, line in enumerate(lines, 1):
+        record = parse_record(line)
+        if record is None and line.endswith("\n"):  # (an unfinished last line is a write the kill cut short)
+            warn(f"{path}:{n}: not a JSON object with a numeric 'step'; kept as it is")
+        if line.endswith("\n") and (record is None or record["step"] <= step):
+            kept.append(line)
     if kept != lines:
         path.with_name(path.name + ".tmp").write_text("".join(kept))
         os.replace(path.with_name(path.name + ".tmp"), path)
@@ -1027,7 +1071,7 @@ def train(cfg: Config, quiet: bool = False) -> dict:
     weight, observation or reward stops being finite (no checkpoint is written then).
     """
     run_dir = Path(cfg.resume) if cfg.resume else new_run_dir(cfg)
-    env, eval_env, agent, data = setup(cfg, run_dir)
+    env, eval_env, agent, data, lock = setup(cfg, run_dir)  # lock: this process alone writes run_dir
     say = (lambda *a: None) if quiet else progress
     run = Run(cfg, env, agent, step=data["step"] if data else 0)
     if cfg.resume:
@@ -1126,6 +1170,7 @@ def train(cfg: Config, quiet: bool = False) -> dict:
         metrics.close()
         env.close()
         eval_env.close()
+        lock.close()
     if run.stop_signal:
         say(f"stopped at step {run.step:,}; " + (f"continue with: python ddpg.py --resume {run_dir}" if saved else
                                                  "model.pt could not be written (see above)"))
@@ -1163,15 +1208,21 @@ def read_metrics(run_dir) -> tuple:
     records, problems = [], []
     with open(path) as f:
         for n, line in enumerate(f, 1):
-            try:
-                record = json.loads(line)
-                if not isinstance(record, dict) or not isinstance(record.get("step"), (int, float)):
-                    raise ValueError
-            except ValueError:
+            record = parse_record(line)
+            if record is None:
                 problems.append(f"{path}:{n}: not a JSON object with a numeric 'step'; skipped")
-                continue
-            records.append(record)
+            else:
+                records.append(record)
     return records, problems
+
+
+def parse_record(line: str):
+    """One line of metrics.jsonl as a dict with a numeric "step", or None if it is not one."""
+    try:
+        record = json.loads(line)
+    except ValueError:
+        return None
+    return record if isinstance(record, dict) and isinstance(record.get("step"), (int, float)) else None
 
 
 def series(records, key):

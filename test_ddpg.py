@@ -10,6 +10,7 @@ import os
 import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import gymnasium as gym
@@ -787,8 +788,8 @@ def test_a_non_finite_observation_stops_the_run_and_names_the_environment(tmp_pa
                       "--batch-size", "4", "--eval-every", "5", "--eval-episodes", "1", "--hidden-sizes", "8",
                       "--out", str(tmp_path / "run")]) == 1
     err = capsys.readouterr().err.strip()
-    assert err == ("ddpg.py: error: step 7: the observation is nan; test_ddpg:NaNAt-v0 produced it: "
-                   "the environment, not the learning, is at fault")
+    assert err == ("ddpg.py: error: step 7: the observation is nan; test_ddpg:NaNAt-v0 produced it from a finite "
+                   "action: the environment, not the learning, is at fault")
     strict_json(tmp_path / "run" / "metrics.jsonl")
     assert ddpg.load_checkpoint(tmp_path / "run" / "model.pt")["step"] == 5  # the last good one
 
@@ -853,7 +854,10 @@ def test_a_failed_checkpoint_write_leaves_the_previous_one(tmp_path, monkeypatch
 
 def test_export_gives_the_checkpoints_actions_without_ddpg(tmp_path, capsys):
     run = ddpg.train(quick(tmp_path, env="test_ddpg:Asymmetric-v0", total_steps=40), quiet=True)["run_dir"]
-    assert ddpg.main(["--load", str(run / "model.pt"), "--export", str(tmp_path / "policy.pt2")]) == 0
+    export = subprocess.run([sys.executable, str(HERE / "ddpg.py"), "--load", str(run / "model.pt"), "--export",
+                             str(tmp_path / "policy.pt2")], cwd=HERE, capture_output=True, text=True)
+    assert export.returncode == 0 and export.stderr == "" and len(export.stdout.splitlines()) == 1, export
+    assert sorted(p.name for p in tmp_path.iterdir() if "pt2" in p.name) == ["policy.pt2"]  # no temporary left
     obs = torch.randn(7, 2) * 100  # a batch size other than the export's example, and far-out inputs
     code = ("import sys, torch; policy = torch.export.load(sys.argv[1]).module(); "
             "a = policy(torch.load(sys.argv[2])); torch.save(a, sys.argv[3]); "
