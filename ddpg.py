@@ -116,8 +116,8 @@ class Config:
     probe_states: int = arg(5, "fixed start states whose actions the report tracks over training")
     threads: int = arg(1, "torch CPU threads; 0: torch's default", shown_default="1, or 2 with hidden layers 256 "
                        "wide or wider, where two are 1.4-1.6x faster (README: choosing --threads)")
-    device: str = arg("auto", "where the networks live: auto (cuda if available), cpu or cuda",
-                      choices=("auto", "cpu", "cuda"))
+    device: str = arg("auto", "where the networks live: cpu; cuda, the GPU path (buffer on the GPU, the update in a "
+                              "CUDA graph); or auto, the CPU until the GPU path is measured faster", choices=("auto", "cpu", "cuda"))
     out: str = arg("", "run folder for metrics.jsonl, model.pt, best.pt and report.html "
                        "(default: a new folder under runs/)", metavar="DIR")
     load: str = arg("", "start a new run from this checkpoint's networks, targets, optimizers and step "
@@ -237,12 +237,16 @@ def check_config(cfg: Config) -> None:
         raise ConfigError(f"--learning-starts {cfg.learning_starts} >= --total-steps {cfg.total_steps}: nothing would be learned")
 
 
-def resolve_device(name: str) -> torch.device:
-    if name == "auto":
-        name = "cuda" if torch.cuda.is_available() else "cpu"
+def resolve_device(name: str) -> tuple:
+    """The device to train on, and why (the first lines of a run say both)."""
     if name == "cuda" and not torch.cuda.is_available():
         raise ConfigError("--device cuda: this PyTorch cannot see a CUDA GPU; use --device cpu")
-    return torch.device(name)
+    if name != "auto":
+        return torch.device(name), f"--device {name}"
+    if torch.cuda.is_available():  # until a measurement on a real GPU shows the GPU path faster
+        return torch.device("cpu"), ("--device auto: the CPU, as the GPU path is not yet measured faster here "
+                                     "(README); --device cuda uses the GPU")
+    return torch.device("cpu"), "--device auto: no CUDA GPU visible"
 
 
 def make_env(env_id: str, env_kwargs: dict = None) -> gym.Env:
@@ -359,6 +363,16 @@ class ReplayBuffer:
     def sample(self, batch_size: int, generator: torch.Generator = None, device="cpu") -> Batch:
         idx = torch.randint(self.size, (batch_size,), generator=generator)  # uniform, with replacement
         return Batch(*(v[idx].to(device) for v in self._views))
+
+    def state_dict(self) -> dict:  # for model.pt: the transitions held (all of them once full) and where to write
+        return {"buffer": {name: torch.from_numpy(getattr(self, name)[:self.size]) for name in self.FIELDS},
+                "buffer_pos": self.pos}
+
+    def load_state_dict(self, state: dict) -> None:
+        n = len(state["buffer"]["r"])
+        for name, values in state["buffer"].items():
+            getattr(self, name)[:n] = values.numpy()
+        self.size, self.pos = n, state["buffer_pos"]
 
 
 # ---------------------------------------------------------------------------------------
@@ -517,7 +531,7 @@ class DDPG:
         self.critic_optimizer.zero_grad(set_to_none=True)
         both.backward()
         self.critic_optimizer.step()
-        return {"critic_loss": loss.item(), "q_mean": q.mean().item(), "target_mean": y.mean().item()}
+        return {"critic_loss": loss.detach(), "q_mean": q.detach().mean(), "target_mean": y.mean()}  # 0-d tensors
 
     def actor_step(self, s: torch.Tensor) -> dict:
         """E8: one Adam step on theta along the deterministic policy gradient (of Q_phi1 alone with E9)."""
@@ -530,15 +544,17 @@ class DDPG:
         loss.backward()
         self.actor_optimizer.step()
         self.critic.requires_grad_(True)
-        return {"actor_loss": loss.item()}
+        return {"actor_loss": loss.detach()}
 
     def update(self, batch: Batch, gamma: float, tau: float, step_actor: bool = True,
-               generator: torch.Generator = None) -> dict:
+               generator: torch.Generator = None, to_host: bool = True) -> dict:
         """One DDPG update: critic step, actor step (on the updated critic), soft updates.
 
         step_actor=False (E11, --policy-delay) leaves out the actor step and the soft updates.
         Returns the numbers that logging and the report read: critic_loss, q_mean (mean
-        Q(s, a) of the minibatch), target_mean (mean y) and, with the actor step, actor_loss.
+        Q(s, a) of the minibatch), target_mean (mean y) and, with the actor step, actor_loss;
+        as floats, or with to_host=False as 0-d tensors on the device (the GPU path reads them
+        once per --log-every, not at every update).
         """
         numbers = self.critic_step(batch, gamma, generator)
         if step_actor:
@@ -546,7 +562,7 @@ class DDPG:
             # E3, after every gradient step: theta' <- tau theta + (1 - tau) theta', same for phi'.
             for target, source in self.target_pairs:
                 soft_update(target, source, tau)
-        return numbers
+        return {k: v.item() for k, v in numbers.items()} if to_host else numbers
 
     NETWORKS = ("actor", "critic", "actor_target", "critic_target", "critic2", "critic2_target")
 
@@ -772,6 +788,105 @@ def export_policy(checkpoint: str, path: str) -> Path:
 
 
 # ---------------------------------------------------------------------------------------
+# The GPU path (--device cuda): replay buffer in device memory, the update in a CUDA graph
+# ---------------------------------------------------------------------------------------
+#
+# A DDPG update on small networks is about a hundred tiny kernels. Launched one by one from
+# Python, with the minibatch copied from host memory and four numbers read back (each a wait
+# for the GPU), the GPU sits idle most of the time and is slower than one CPU core. Here the
+# transitions live on the GPU, the minibatch is drawn there, and the whole update (draw,
+# E6-E11, Adam, E3) is recorded once as a CUDA graph and replayed as one launch. The numbers
+# stay on the device until the log reads them, once per --log-every. The CPU path does none
+# of this: a CPU reader can skip this section.
+
+
+class DeviceReplayBuffer(ReplayBuffer):
+    """E4 on the GPU: each transition one row of one device tensor, so a minibatch is drawn and
+    gathered on the device with no copy from the host. model.pt stores it as the CPU buffer does."""
+
+    def __init__(self, obs_dim: int, action_dim: int, capacity: int, device):
+        self.capacity, self.pos, self.size = capacity, 0, 0
+        self.widths = [obs_dim, action_dim, 1, obs_dim, 1]  # s, a, r, s2, terminated
+        self.data = torch.zeros(capacity, sum(self.widths), device=device)
+        self.filled = torch.zeros((), dtype=torch.float64, device=device)  # self.size, where the graph reads it
+
+    def add(self, s, a, r, s2, terminated) -> None:
+        row = np.concatenate([np.ravel(s), np.ravel(a), [r], np.ravel(s2), [terminated]]).astype(np.float32)
+        self.data[self.pos].copy_(torch.from_numpy(row))  # one host-to-device copy per step
+        self.pos = (self.pos + 1) % self.capacity
+        if self.size < self.capacity:
+            self.size += 1
+            self.filled.fill_(self.size)  # a device-side write: no wait
+
+    def sample(self, batch_size: int, generator: torch.Generator = None, device=None) -> Batch:
+        """Uniform indices drawn on the device from its own generator (a CUDA graph can replay it)."""
+        idx = (torch.rand(batch_size, dtype=torch.float64, device=self.data.device) * self.filled).long()
+        s, a, r, s2, terminated = self.data[idx].split(self.widths, dim=1)
+        return Batch(s, a, r.squeeze(1), s2, terminated.squeeze(1))
+
+    def state_dict(self) -> dict:
+        parts = [part.contiguous() for part in self.data[:self.size].cpu().split(self.widths, dim=1)]
+        parts[2], parts[4] = parts[2].squeeze(1), parts[4].squeeze(1)
+        return {"buffer": dict(zip(self.FIELDS, parts)), "buffer_pos": self.pos}
+
+    def load_state_dict(self, state: dict) -> None:
+        b = state["buffer"]
+        n = len(b["r"])
+        self.data[:n] = torch.cat([b["s"], b["a"], b["r"][:, None], b["s2"], b["terminated"][:, None]], 1).to(self.data)
+        self.size, self.pos = n, state["buffer_pos"]
+        self.filled.fill_(n)
+
+
+class GraphedUpdate:
+    """One call, one update: minibatch draw plus DDPG.update, captured in a CUDA graph on first
+    use (one graph with the actor step, one without it for --policy-delay) and replayed after.
+
+    The first WARMUP calls of each kind run eagerly on a side stream (cuBLAS and autograd set
+    themselves up lazily, which a capture must not see). Each call returns the minibatch's
+    states and the update's numbers as 0-d device tensors; a replay overwrites them in place.
+    Off a GPU, or if a capture fails, every call runs eagerly: the same update, launched from Python.
+    """
+
+    WARMUP = 3
+
+    def __init__(self, agent: DDPG, buffer: DeviceReplayBuffer, cfg: Config):
+        self.agent, self.buffer, self.cfg = agent, buffer, cfg
+        self.capture = agent.device.type == "cuda"
+        self.graphs, self.outputs, self.calls = {}, {}, {True: 0, False: 0}
+
+    def eager(self, step_actor: bool) -> tuple:
+        batch = self.buffer.sample(self.cfg.batch_size)
+        return batch.s, self.agent.update(batch, self.cfg.gamma, self.cfg.tau, step_actor, to_host=False)
+
+    def __call__(self, step_actor: bool) -> tuple:
+        if step_actor in self.graphs:
+            self.graphs[step_actor].replay()
+            return self.outputs[step_actor]
+        if not self.capture:
+            return self.eager(step_actor)
+        self.calls[step_actor] += 1
+        if self.calls[step_actor] <= self.WARMUP:
+            side = torch.cuda.Stream()
+            side.wait_stream(torch.cuda.current_stream())
+            with torch.cuda.stream(side):
+                out = self.eager(step_actor)
+            torch.cuda.current_stream().wait_stream(side)
+            return out
+        try:
+            graph = torch.cuda.CUDAGraph()
+            with torch.cuda.graph(graph):
+                out = self.eager(step_actor)  # recorded, not run
+        except Exception as e:  # an old driver, an op that cannot be captured: go on without the graph
+            warn(f"capturing the update in a CUDA graph failed ({type(e).__name__}: {str(e).splitlines()[0][:120]});"
+                 " the GPU path goes on without one, slower")
+            self.capture = False
+            return self.eager(step_actor)
+        self.graphs[step_actor], self.outputs[step_actor] = graph, out
+        graph.replay()  # this call's update
+        return out
+
+
+# ---------------------------------------------------------------------------------------
 # The training run: everything a checkpoint carries, in one object
 # ---------------------------------------------------------------------------------------
 
@@ -789,7 +904,13 @@ class Run:
         self.cfg, self.env, self.agent = cfg, env, agent
         self.low, self.high = env.action_space.low, env.action_space.high
         self.sigma = cfg.noise_std * (self.high - self.low) / 2  # E5: noise std relative to the half-range
-        self.buffer = ReplayBuffer(env.observation_space.shape[0], env.action_space.shape[0], cfg.buffer_size)
+        dims = env.observation_space.shape[0], env.action_space.shape[0], cfg.buffer_size
+        self.graphed = None  # the GPU path's update, GraphedUpdate
+        if agent.device.type == "cuda":
+            self.buffer = DeviceReplayBuffer(*dims, agent.device)
+            self.graphed = GraphedUpdate(agent, self.buffer, cfg)
+        else:
+            self.buffer = ReplayBuffer(*dims)
         self.rng = np.random.default_rng(cfg.seed)  # random warm-up actions and exploration noise
         self.sampler = torch.Generator().manual_seed(cfg.seed)  # minibatch indices
         self.reset_seed = cfg.seed  # the first reset seeds the environment; later ones draw from its generator
@@ -846,15 +967,28 @@ class Run:
         return episode
 
     def learn(self) -> dict:
-        """One update on a uniform minibatch; the numbers of the latest ones, checked to be finite."""
-        batch = self.buffer.sample(self.cfg.batch_size, self.sampler, self.agent.device)
+        """One update on a uniform minibatch; the numbers of the latest ones (actor_loss from the
+        last actor step), checked to be finite on the CPU path (on the GPU path, by logged_numbers)."""
         step_actor = (self.updates + 1) % self.cfg.policy_delay == 0  # E11: every update unless --policy-delay
-        generator = self.sampler if self.agent.device.type == "cpu" else None  # E10's eps, saved with the run
-        numbers = self.agent.update(batch, self.cfg.gamma, self.cfg.tau, step_actor, generator)
         self.updates += 1
-        check_finite(self.step, numbers, self.update_cause)
-        self.numbers, self.last_s = {**self.numbers, **numbers}, batch.s  # actor_loss stays from its last step
+        if self.graphed:
+            s, numbers = self.graphed(step_actor)
+        else:
+            batch = self.buffer.sample(self.cfg.batch_size, self.sampler, self.agent.device)
+            numbers = self.agent.update(batch, self.cfg.gamma, self.cfg.tau, step_actor, self.sampler)  # E10's eps too
+            check_finite(self.step, numbers, self.update_cause)
+            s = batch.s
+        self.numbers, self.last_s = {**self.numbers, **numbers}, s
         return self.numbers
+
+    def logged_numbers(self) -> dict:
+        """The latest numbers as floats, with the actor's saturation: on the GPU path the one read
+        from the device per --log-every, and where they are checked to be finite."""
+        numbers = self.numbers
+        if self.graphed:
+            numbers = dict(zip(numbers, torch.stack(list(numbers.values())).tolist()))
+            check_finite(self.step, numbers, self.update_cause)
+        return {**numbers, "action_at_bound": self.saturation()}
 
     def saturation(self) -> float:
         """The share of mu(s)'s components, over the last minibatch, within 1% of the action range
@@ -867,9 +1001,7 @@ class Run:
 
     def state_dict(self) -> dict:
         """The "run" part of model.pt. The buffer is stored up to its size (and whole once full)."""
-        b = self.buffer
-        return {"buffer": {name: torch.from_numpy(getattr(b, name)[:b.size]) for name in ReplayBuffer.FIELDS},
-                "buffer_pos": b.pos, "rng": self.rng.bit_generator.state, "sampler": self.sampler.get_state(),
+        return {**self.buffer.state_dict(), "rng": self.rng.bit_generator.state, "sampler": self.sampler.get_state(),
                 "reset_seed": self.reset_seed,
                 "env_rng": None if self.reset_seed is not None else self.env.unwrapped.np_random.bit_generator.state,
                 "noise_x": self.noise_x.tolist(), "updates": self.updates, "recent_returns": self.recent_returns,
@@ -877,10 +1009,7 @@ class Run:
 
     def load_state_dict(self, state: dict) -> None:
         """Restore what state_dict() saved. The run goes on with a new episode."""
-        n = len(state["buffer"]["r"])
-        for name, values in state["buffer"].items():
-            getattr(self.buffer, name)[:n] = values.numpy()
-        self.buffer.size, self.buffer.pos = n, state["buffer_pos"]
+        self.buffer.load_state_dict(state)
         self.rng.bit_generator.state = state["rng"]
         self.sampler.set_state(state["sampler"])
         self.reset_seed = state["reset_seed"]
@@ -987,7 +1116,7 @@ def setup(cfg: Config, run_dir: Path = None):
     read (--load or --resume), if any, and the run folder's lock (training only).
     """
     check_config(cfg)
-    device = resolve_device(cfg.device)
+    device = resolve_device(cfg.device)[0]
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
     if run_dir is not None and cfg.report:
@@ -1130,7 +1259,7 @@ def train(cfg: Config, quiet: bool = False) -> dict:
     last_log_time, last_log_step = time.perf_counter(), run.step
     say(f"{'resuming' if cfg.resume else 'training'} {algorithm_name(cfg)} on {cfg.env} "
         f"{f'at step {run.step:,} ' if cfg.resume else ''}"
-        f"for {cfg.total_steps:,} steps on {agent.device}; run folder {run_dir}")
+        f"for {cfg.total_steps:,} steps on {agent.device} ({resolve_device(cfg.device)[1]}); run folder {run_dir}")
     say(settings_line(cfg))
     try:
         with stop_on_signals(run):
@@ -1147,8 +1276,7 @@ def train(cfg: Config, quiet: bool = False) -> dict:
                     sps = (step - last_log_step) / max(now - last_log_time, 1e-9)
                     last_log_time, last_log_step = now, step
                     if numbers:
-                        log({"step": step, **numbers, "action_at_bound": run.saturation(), "updates": run.updates,
-                             "sps": round(sps, 1)})
+                        log({"step": step, **run.logged_numbers(), "updates": run.updates, "sps": round(sps, 1)})
                     left = int((cfg.total_steps - step) / max(sps, 1e-9))  # at the current (learning) speed
                     recent = f"{np.mean(run.recent_returns):8.1f}" if run.recent_returns else f"{'-':>8}"
                     evaluated = f"{last_eval['eval_return']:8.1f}" if last_eval else f"{'-':>8}"

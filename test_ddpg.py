@@ -4,6 +4,7 @@ training loop's bookkeeping, bad input, the report, and a short learning run.
 Run: python -m pytest -q
 """
 
+import copy
 import dataclasses
 import json
 import os
@@ -321,9 +322,9 @@ def test_twin_critics_regress_onto_y_from_the_smaller_target_critic():
             return [((critic(batch.s, batch.a) - y) ** 2).mean().item() for critic in (agent.critic, agent.critic2)]
 
     before = errors()
-    numbers = agent.critic_step(batch, gamma=0.9)
-    assert numbers["target_mean"] == pytest.approx(y.mean().item(), rel=1e-5)
-    assert numbers["critic_loss"] == pytest.approx(before[0], rel=1e-5)  # the first critic's, as DDPG logs it
+    numbers = agent.critic_step(batch, gamma=0.9)  # 0-d tensors: update() turns them into floats
+    assert numbers["target_mean"].item() == pytest.approx(y.mean().item(), rel=1e-5)
+    assert numbers["critic_loss"].item() == pytest.approx(before[0], rel=1e-5)  # the first critic's, as DDPG logs
     for _ in range(300):  # the targets do not move (no soft update): both critics fit the one y
         agent.critic_step(batch, gamma=0.9)
     assert all(after < 0.3 * start for after, start in zip(errors(), before))
@@ -344,7 +345,7 @@ def test_target_smoothing_draws_clipped_noise_around_the_target_action():
     agent, batch = make_td3_agent(target_noise=0.2, target_noise_clip=0.5), make_batch()
     assert agent.target_noise.tolist() == [pytest.approx(0.4)] and agent.target_noise_clip.tolist() == [1.0]  # half-range 2
     g = torch.Generator().manual_seed(5)
-    numbers = agent.critic_step(batch, 0.9, generator=g)
+    numbers = {k: v.item() for k, v in agent.critic_step(batch, 0.9, generator=g).items()}
     with torch.no_grad():
         eps = torch.randn((32, 1), generator=torch.Generator().manual_seed(5)) * 0.4
         a2 = (agent.actor_target(batch.s2) + eps.clamp(-1.0, 1.0)).clamp(-2.0, 2.0)
@@ -1027,6 +1028,106 @@ def test_learns_pendulum(tmp_path):
     # -300 here (seed 0: about -115); random or broken updates stay near -1,200.
     result = ddpg.train(ddpg.Config(total_steps=6_000, report=False, out=str(tmp_path / "run")), quiet=True)
     assert result["final_eval_return"] >= -300, result["final_eval_returns"]
+
+
+# --- The GPU path: what the CPU can test of it here; the rest runs where CUDA is visible ---
+
+cuda = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
+
+
+def test_device_replay_buffer_holds_and_stores_what_the_cpu_buffer_does():
+    cpu, dev = ddpg.ReplayBuffer(2, 1, capacity=5), ddpg.DeviceReplayBuffer(2, 1, capacity=5, device="cpu")
+    for t in range(7):  # wraps around
+        for buf in (cpu, dev):
+            buf.add([t, -t], [t / 10], float(t), [t + 1, -t - 1], float(t == 6))
+    a, b = cpu.state_dict(), dev.state_dict()
+    assert (a["buffer_pos"], dev.size, dev.filled.item()) == (b["buffer_pos"], 5, 5.0)
+    assert all(torch.equal(a["buffer"][k], b["buffer"][k]) for k in ddpg.ReplayBuffer.FIELDS)
+    other = ddpg.DeviceReplayBuffer(2, 1, capacity=5, device="cpu")
+    other.load_state_dict(a)  # a CPU run's model.pt into the GPU path's buffer, and back
+    assert torch.equal(other.data, dev.data) and other.pos == dev.pos
+    torch.manual_seed(0)
+    batch = dev.sample(64)
+    assert batch.s.shape == (64, 2) and batch.r.shape == (64,) and batch.terminated.shape == (64,)
+    assert torch.equal(batch.s2[:, 0], batch.s[:, 0] + 1) and set(batch.r.tolist()) == {2.0, 3.0, 4.0, 5.0, 6.0}
+
+
+def test_the_device_paths_update_is_ddpgs_update_on_the_same_minibatch():
+    # Off a GPU, GraphedUpdate runs eagerly: the draw on the device generator, then DDPG.update.
+    cfg = ddpg.Config(batch_size=16, gamma=0.9, tau=0.1)
+    graphed_agent, eager_agent = make_td3_agent(twin_critics=True), make_td3_agent(twin_critics=True)
+    buf = ddpg.DeviceReplayBuffer(3, 1, capacity=100, device="cpu")
+    batch = make_batch(n=50)
+    for i in range(50):
+        buf.add(batch.s[i].numpy(), batch.a[i].numpy(), batch.r[i].item(), batch.s2[i].numpy(), batch.terminated[i].item())
+    graphed = ddpg.GraphedUpdate(graphed_agent, buf, cfg)
+    for k in range(6):
+        torch.manual_seed(k)
+        s, numbers = graphed(step_actor=k % 2 == 1)
+        torch.manual_seed(k)
+        idx = (torch.rand(16, dtype=torch.float64) * 50).long()
+        expected = eager_agent.update(ddpg.Batch(*(x[idx] for x in batch)), 0.9, 0.1, step_actor=k % 2 == 1)
+        assert torch.equal(s, batch.s[idx])
+        assert {k: v.item() for k, v in numbers.items()} == expected
+    for name in ("actor", "critic", "critic2", "actor_target", "critic_target", "critic2_target"):
+        assert same(params(getattr(graphed_agent, name)), params(getattr(eager_agent, name))), name
+
+
+def device_path_on_cpu(monkeypatch):
+    """Run every training run through the GPU path's buffer and update, eagerly, on the CPU."""
+    original = ddpg.Run.__init__
+
+    def init(self, cfg, env, agent, step=0):
+        original(self, cfg, env, agent, step)
+        self.buffer = ddpg.DeviceReplayBuffer(env.observation_space.shape[0], env.action_space.shape[0],
+                                              cfg.buffer_size, "cpu")
+        self.graphed = ddpg.GraphedUpdate(agent, self.buffer, cfg)
+
+    monkeypatch.setattr(ddpg.Run, "__init__", init)
+
+
+def test_the_device_path_learns_pendulum_and_its_checkpoint_resumes_on_the_cpu_path(tmp_path, monkeypatch):
+    with monkeypatch.context() as m:
+        device_path_on_cpu(m)
+        result = ddpg.train(ddpg.Config(total_steps=6_000, report=False, out=str(tmp_path / "run")), quiet=True)
+    assert result["final_eval_return"] >= -300, result["final_eval_returns"]  # test_learns_pendulum's threshold
+    records = ddpg.read_metrics(tmp_path / "run")[0]
+    assert all(isinstance(r["critic_loss"], float) for r in records if "critic_loss" in r)  # read from the device
+    assert ddpg.main(["--resume", str(tmp_path / "run"), "--total-steps", "6400"]) == 0  # on the CPU path
+    assert ddpg.load_checkpoint(tmp_path / "run" / "model.pt", resume=True)["run"]["updates"] == 6_400 - 1_000
+
+
+@cuda
+def test_the_cuda_graph_replays_the_eager_update():
+    cfg = ddpg.Config(batch_size=64, gamma=0.99, tau=0.005)
+    agents = [ddpg.DDPG(3, [-2.0], [2.0], (64, 64), device="cuda", twin_critics=True) for _ in range(2)]
+    agents[1].load_state_dict(copy.deepcopy(agents[0].state_dict()))
+    batch = ddpg.Batch(*(x.cuda() for x in make_batch(n=64)))
+    buf = ddpg.DeviceReplayBuffer(3, 1, capacity=10, device="cuda")
+    buf.sample = lambda *args, **kwargs: batch  # the same minibatch for both: the graph reads its tensors
+    graphed = ddpg.GraphedUpdate(agents[0], buf, cfg)
+    for k in range(300):
+        graphed(step_actor=k % 2 == 1)
+        agents[1].update(batch, cfg.gamma, cfg.tau, step_actor=k % 2 == 1)
+    assert graphed.graphs, "the update was not captured"
+    for name in ("actor", "critic", "critic2", "actor_target", "critic2_target"):
+        for a, b in zip(getattr(agents[0], name).parameters(), getattr(agents[1], name).parameters()):
+            assert torch.allclose(a, b, rtol=1e-4, atol=1e-5), name
+
+
+@cuda
+def test_cuda_learns_pendulum_and_checkpoints_move_between_devices(tmp_path, capsys):
+    out = tmp_path / "gpu"
+    result = ddpg.train(ddpg.Config(total_steps=6_000, device="cuda", report=False, out=str(out)), quiet=True)
+    assert result["final_eval_return"] >= -300, result["final_eval_returns"]
+    assert ddpg.main(["--load", str(out / "best.pt"), "--eval-only", "--device", "cpu"]) == 0
+    assert ddpg.main(["--load", str(out / "best.pt"), "--export", str(tmp_path / "p.pt2")]) == 0
+    assert ddpg.main(["--resume", str(out), "--total-steps", "6400", "--device", "cpu"]) == 0
+    assert ddpg.main(["--resume", str(out), "--total-steps", "6800", "--device", "cuda"]) == 0
+    assert ddpg.load_checkpoint(out / "model.pt", resume=True)["step"] == 6_800
+    cpu = ddpg.train(ddpg.Config(total_steps=1_400, device="cpu", report=False, out=str(tmp_path / "cpu")), quiet=True)
+    assert cpu["saved"] and ddpg.main(["--resume", str(tmp_path / "cpu"), "--total-steps", "1800", "--device",
+                                       "cuda"]) == 0
 
 
 # --- The benchmark (issue 5): a smoke run, one seed, few steps ---
