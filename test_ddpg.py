@@ -1152,6 +1152,17 @@ def test_benchmark_smoke(tmp_path):
     assert "ddpg.py" in html and "SB3" in html and "wall-clock" in html
 
 
+def test_gpu_speed_benchmark_smoke():
+    devices = ["cpu", "cuda"] if torch.cuda.is_available() else ["cpu"]
+    proc = subprocess.run([sys.executable, "benchmarks/gpu_speed.py", "--env", "Pendulum-v1", "--sizes", "16,16",
+                           "--random-steps", "200", "--learning-steps", "800", "--log-every", "200", "--devices",
+                           *devices], cwd=HERE, capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    rows = json.loads(proc.stdout.splitlines()[-1])
+    assert [r["device"] for r in rows] == devices and all(r["sps"] > 0 for r in rows)
+    assert "| 16-16 | cpu | " in proc.stdout
+
+
 def test_mujoco_benchmark_smoke_and_extension_by_resume(tmp_path):
     pytest.importorskip("mujoco")
     out = tmp_path / "bench"
