@@ -117,7 +117,8 @@ class Config:
     threads: int = arg(1, "torch CPU threads; 0: torch's default", shown_default="1, or 2 with hidden layers 256 "
                        "wide or wider, where two are 1.4-1.6x faster (README: choosing --threads)")
     device: str = arg("auto", "where the networks live: cpu; cuda, the GPU path (buffer on the GPU, the update in a "
-                              "CUDA graph); or auto, the CPU until the GPU path is measured faster", choices=("auto", "cpu", "cuda"))
+                              "CUDA graph); or auto, the CPU until the GPU path is measured faster",
+                      choices=("auto", "cpu", "cuda"))
     out: str = arg("", "run folder for metrics.jsonl, model.pt, best.pt and report.html "
                        "(default: a new folder under runs/)", metavar="DIR")
     load: str = arg("", "start a new run from this checkpoint's networks, targets, optimizers and step "
@@ -500,8 +501,9 @@ class DDPG:
                              for name in trained]
         # E10 in action units: sigma and c are fractions of the half-range (the actor's scale)
         self.smoothing = target_noise > 0
-        self.target_noise = target_noise * self.actor.action_scale
-        self.target_noise_clip = target_noise_clip * self.actor.action_scale
+        scale, bias = self.actor.action_scale, self.actor.action_bias
+        self.target_noise, self.target_noise_clip = target_noise * scale, target_noise_clip * scale
+        self.action_low, self.action_high = bias - scale, bias + scale
 
     @torch.inference_mode()
     def act(self, obs: np.ndarray) -> np.ndarray:
@@ -519,8 +521,7 @@ class DDPG:
             if self.smoothing:  # E10
                 eps = torch.randn(next_action.shape, generator=generator, device=next_action.device)
                 next_action = smooth_target_action(next_action, eps * self.target_noise, self.target_noise_clip,
-                                                   self.actor.action_bias - self.actor.action_scale,
-                                                   self.actor.action_bias + self.actor.action_scale)
+                                                   self.action_low, self.action_high)
             next_q = self.critic_target(s2, next_action)  # (B,)
             if self.twin_critics:  # E9
                 next_q = clipped_double_q(next_q, self.critic2_target(s2, next_action))
@@ -710,9 +711,9 @@ def load_checkpoint(path, resume: bool = False) -> dict:
 
 def load_defaults(checkpoint) -> dict:
     """--load: the checkpoint's env (and its make-arguments), seed, network sizes, learning
-    rates, evaluation episodes and TD3 switches, as defaults. So `--load RUN/best.pt --eval-only` evaluates on the run's own
-    start states and reproduces the return best.pt was saved with, and a run started from a
-    checkpoint goes on learning at its rates unless told otherwise."""
+    rates, evaluation episodes and TD3 switches, as defaults. So `--load RUN/best.pt --eval-only`
+    evaluates on the run's own start states and reproduces the return best.pt was saved with,
+    and a run started from a checkpoint goes on learning at its rates unless told otherwise."""
     saved = load_checkpoint(checkpoint)["config"]
     names = ("env", "env_kwargs", "seed", "hidden_sizes", "actor_lr", "critic_lr", "eval_episodes", *TD3)
     return {name: saved[name] for name in names if name in saved}
@@ -995,9 +996,8 @@ class Run:
         from a bound. tanh is flat there: the actor's gradient vanishes, and it can hardly come back."""
         with torch.inference_mode():
             a = self.agent.actor(self.last_s)
-        scale = self.agent.actor.action_scale
-        near = torch.minimum(a - (self.agent.actor.action_bias - scale), (self.agent.actor.action_bias + scale) - a)
-        return round((near < 0.02 * scale).float().mean().item(), 4)  # 1% of the range = 2% of the half-range
+        near = torch.minimum(a - self.agent.action_low, self.agent.action_high - a)
+        return round((near < 0.01 * (self.agent.action_high - self.agent.action_low)).float().mean().item(), 4)
 
     def state_dict(self) -> dict:
         """The "run" part of model.pt. The buffer is stored up to its size (and whole once full)."""

@@ -472,6 +472,24 @@ def test_actions_respect_asymmetric_bounds_in_training(tmp_path):
     assert a[:, 1].max() > 1.5  # uses the upper part of the range, not only [-3, 3]
 
 
+def test_saturation_is_the_share_of_actions_at_a_bound(tmp_path):
+    env = ddpg.make_env("test_ddpg:Asymmetric-v0")  # low (0, -3), high (1, 5)
+    agent = ddpg.DDPG(2, env.action_space.low, env.action_space.high, (8,))
+    run = ddpg.Run(quick(tmp_path), env, agent)
+    run.last_s = torch.zeros(4, 2)
+    with torch.no_grad():
+        agent.actor.net[-1].weight.zero_()
+        agent.actor.net[-1].bias.copy_(torch.tensor([0.0, 100.0]))  # a = (0.5, 5.0): the middle, the high bound
+    assert run.saturation() == 0.5
+    with torch.no_grad():
+        agent.actor.net[-1].bias.copy_(torch.tensor([-2.0, -2.0]))  # tanh = -0.964: 1.8% of the range from low
+    assert run.saturation() == 0.0
+    with torch.no_grad():
+        agent.actor.net[-1].bias.copy_(torch.tensor([-2.4, 2.4]))  # tanh = -+0.984: within 1% of both bounds
+    assert run.saturation() == 1.0
+    env.close()
+
+
 def test_no_probe_states(tmp_path):
     run = ddpg.train(quick(tmp_path, probe_states=0, report=True), quiet=True)["run_dir"]
     evals = [json.loads(line) for line in open(run / "metrics.jsonl") if "probe_actions" in line]
