@@ -1170,6 +1170,33 @@ def test_benchmark_smoke(tmp_path):
     assert "ddpg.py" in html and "SB3" in html and "wall-clock" in html
 
 
+def fake_suite_run(folder, returns, q_start, mc_return):
+    folder.mkdir(parents=True)
+    lines = [{"step": 0, "time": 0, "config": {}}]
+    for k, r in enumerate(returns, 1):
+        lines += [{"step": 1000 * k, "time": k, "critic_loss": 1.0, "updates": 1000 * k},
+                  {"step": 1000 * k, "time": k, "eval_return": r, "q_start": q_start, "mc_return": mc_return}]
+    (folder / "metrics.jsonl").write_text("".join(json.dumps(x) + "\n" for x in lines))
+
+
+def test_td3_bridge_tables_by_hand(tmp_path):
+    for seed, shift in ((0, 0), (1, 100)):
+        fake_suite_run(tmp_path / f"mujoco/runs/ours/Hopper-v5/seed{seed}", [100 + shift, 300 + shift, 200 + shift,
+                                                                             900], q_start=400, mc_return=100)
+        fake_suite_run(tmp_path / f"mujoco-td3/runs/ours/Hopper-v5/seed{seed}", [100, 200, 300], q_start=90,
+                       mc_return=100)
+    proc = subprocess.run([sys.executable, "benchmarks/td3_bridge.py", "--results", str(tmp_path)], cwd=HERE,
+                          capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr
+    rows = json.loads((tmp_path / "td3-bridge" / "results.json").read_text())["Hopper-v5"]
+    assert rows["until"] == 3000  # the step both settings reached: DDPG's 4th evaluation is left out
+    ddpg_row, td3_row = rows["settings"]["DDPG"], rows["settings"]["TD3"]
+    assert ddpg_row["max_mean_curve"] == 350 and ddpg_row["q_over_collected"] == 4.0  # mean curve 150, 350, 250
+    assert ddpg_row["swing"] == 150 and td3_row["swing"] == 100  # |300-100|, |200-300| averaged; then 100, 100
+    assert td3_row["q_over_collected"] == pytest.approx(0.9) and td3_row["last10_mean"] == 200
+    assert "| TD3 | 2 | 300 (± 0) | 200 (± 0) | 0.90 | 100 |" in (tmp_path / "td3-bridge" / "results.md").read_text()
+
+
 def test_gpu_speed_benchmark_smoke():
     devices = ["cpu", "cuda"] if torch.cuda.is_available() else ["cpu"]
     proc = subprocess.run([sys.executable, "benchmarks/gpu_speed.py", "--env", "Pendulum-v1", "--sizes", "16,16",
