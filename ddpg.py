@@ -746,6 +746,7 @@ def agent_from_checkpoint(data: dict, path, env: gym.Env, cfg: Config, device) -
     for optimizer, lr in ((agent.actor_optimizer, cfg.actor_lr), (agent.critic_optimizer, cfg.critic_lr)):
         for group in optimizer.param_groups:
             group["lr"] = lr
+    capturable(agent, False)  # a GPU run's graph had it on; on this device GraphedUpdate decides again
     return agent
 
 
@@ -838,6 +839,14 @@ class DeviceReplayBuffer(ReplayBuffer):
         self.filled.fill_(n)
 
 
+def capturable(agent: DDPG, on: bool) -> None:
+    """Adam may step inside a CUDA graph only when told so; fused Adam keeps its step count on
+    the GPU already, so the flag can change once warm-up is done (and must be off on a CPU)."""
+    for optimizer in (agent.actor_optimizer, agent.critic_optimizer):
+        for group in optimizer.param_groups:
+            group["capturable"] = on
+
+
 class GraphedUpdate:
     """One call, one update: minibatch draw plus DDPG.update, captured in a CUDA graph on first
     use (one graph with the actor step, one without it for --policy-delay) and replayed after.
@@ -874,6 +883,7 @@ class GraphedUpdate:
             torch.cuda.current_stream().wait_stream(side)
             return out
         try:
+            capturable(self.agent, True)
             graph = torch.cuda.CUDAGraph()
             with torch.cuda.graph(graph):
                 out = self.eager(step_actor)  # recorded, not run
@@ -881,6 +891,7 @@ class GraphedUpdate:
             warn(f"capturing the update in a CUDA graph failed ({type(e).__name__}: {str(e).splitlines()[0][:120]});"
                  " the GPU path goes on without one, slower")
             self.capture = False
+            capturable(self.agent, False)
             return self.eager(step_actor)
         self.graphs[step_actor], self.outputs[step_actor] = graph, out
         graph.replay()  # this call's update

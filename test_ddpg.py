@@ -1111,7 +1111,14 @@ def test_the_device_path_learns_pendulum_and_its_checkpoint_resumes_on_the_cpu_p
     assert result["final_eval_return"] >= -300, result["final_eval_returns"]  # test_learns_pendulum's threshold
     records = ddpg.read_metrics(tmp_path / "run")[0]
     assert all(isinstance(r["critic_loss"], float) for r in records if "critic_loss" in r)  # read from the device
+    data = torch.load(tmp_path / "run" / "model.pt", weights_only=True)
+    for name in ("actor_optimizer", "critic_optimizer"):  # as a CUDA graph leaves them on a GPU
+        data[name]["param_groups"][0]["capturable"] = True
+    torch.save(data, tmp_path / "run" / "model.pt")
     assert ddpg.main(["--resume", str(tmp_path / "run"), "--total-steps", "6400"]) == 0  # on the CPU path
+    data = ddpg.load_checkpoint(tmp_path / "run" / "model.pt")
+    agent = ddpg.agent_from_checkpoint(data, "model.pt", gym.make("Pendulum-v1"), ddpg.Config(), "cpu")
+    assert not any(g["capturable"] for o in (agent.actor_optimizer, agent.critic_optimizer) for g in o.param_groups)
     assert ddpg.load_checkpoint(tmp_path / "run" / "model.pt", resume=True)["run"]["updates"] == 6_400 - 1_000
 
 
