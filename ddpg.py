@@ -876,6 +876,7 @@ class GraphedUpdate:
             return self.eager(step_actor)
         self.calls[step_actor] += 1
         if self.calls[step_actor] <= self.WARMUP:
+            capturable(self.agent, False)  # (a graph already captured keeps what it recorded)
             side = torch.cuda.Stream()
             side.wait_stream(torch.cuda.current_stream())
             with torch.cuda.stream(side):
