@@ -821,7 +821,8 @@ class DeviceReplayBuffer(ReplayBuffer):
             self.filled.fill_(self.size)  # a device-side write: no wait
 
     def sample(self, batch_size: int, generator: torch.Generator = None, device=None) -> Batch:
-        """Uniform indices drawn on the device from its own generator (a CUDA graph can replay it)."""
+        """Uniform indices drawn on the device, from its default generator (which a CUDA graph can
+        replay; `generator`, the CPU path's, is not used here)."""
         idx = (torch.rand(batch_size, dtype=torch.float64, device=self.data.device) * self.filled).long()
         s, a, r, s2, terminated = self.data[idx].split(self.widths, dim=1)
         return Batch(s, a, r.squeeze(1), s2, terminated.squeeze(1))
