@@ -1201,7 +1201,7 @@ def test_td3_bridge_tables_by_hand(tmp_path):
     assert ddpg_row["max_mean_curve"] == 350 and ddpg_row["q_over_collected"] == 4.0  # mean curve 150, 350, 250
     assert ddpg_row["swing"] == 150 and td3_row["swing"] == 100  # |300-100|, |200-300| averaged; then 100, 100
     assert td3_row["q_over_collected"] == pytest.approx(0.9) and td3_row["last10_mean"] == 200
-    assert "| TD3 | 2 | 300 (± 0) | 200 (± 0) | 0.90 | 100 |" in (tmp_path / "td3-bridge" / "results.md").read_text()
+    assert "| TD3 | 2 | 300 (± 0) | 200 (± 0) | 90.0 | 100.0 | 0.90 | 100 |" in (tmp_path / "td3-bridge" / "results.md").read_text()
 
 
 def test_gpu_speed_benchmark_smoke():

@@ -46,28 +46,31 @@ def runs_of(folder: Path, task: str) -> list:
 
 def figures(runs: list, until: int) -> dict:
     row = summarise(runs, until)
-    ratios, swings = [], []
+    q, collected, swings = [], [], []
     for run in runs:
         evals = [r for r in run["records"] if "q_start" in r and r["step"] <= until][-10:]
-        q, collected = np.mean([r["q_start"] for r in evals]), np.mean([r["mc_return"] for r in evals])
-        ratios.append(q / collected if collected > 0 else np.nan)
+        q.append(np.mean([r["q_start"] for r in evals]))
+        collected.append(np.mean([r["mc_return"] for r in evals]))
         curve = [v for s, _, v in run["eval_curve"] if s <= until]
-        swings.append(np.mean(np.abs(np.diff(curve))) if len(curve) > 1 else np.nan)
-    return {**row, "q_over_collected": float(np.nanmean(ratios)), "swing": float(np.nanmean(swings))}
+        swings.append(np.mean(np.abs(np.diff(curve))))
+    q, collected = float(np.mean(q)), float(np.mean(collected))
+    return {**row, "q_start": q, "collected": collected, "q_over_collected": q / collected if collected > 0 else None,
+            "swing": float(np.mean(swings))}
 
 
 def table(task: str, settings: dict) -> list:
     """One task's rows, every setting read up to the step all of them reached."""
     until = min(max(s for r in runs for s, _, _ in r["eval_curve"]) for runs in settings.values())
     lines = [f"**{task}**, read up to step {until:,}", "",
-             "| setting | seeds | max of mean curve (± std) | mean of last 10 evals (± std) | critic's Q / collected "
-             "| swing between evaluations |", "|---|---|---|---|---|---|"]
+             "| setting | seeds | max of mean curve (± std) | mean of last 10 evals (± std) | critic's Q(s0, mu(s0)) "
+             "| collected | Q / collected | swing between evaluations |", "|---|---|---|---|---|---|---|---|"]
     rows = {}
     for name, runs in settings.items():
         f = rows[name] = figures(runs, until)
         lines.append(f"| {name} | {f['seeds']} | {fmt(f['max_mean_curve'], '{:,.0f}')} (± "
                      f"{fmt(f['max_mean_curve_std'], '{:,.0f}')}) | {fmt(f['last10_mean'], '{:,.0f}')} (± "
-                     f"{fmt(f['last10_std'], '{:,.0f}')}) | {fmt(f['q_over_collected'], '{:.2f}')} | "
+                     f"{fmt(f['last10_std'], '{:,.0f}')}) | {f['q_start']:,.1f} | {f['collected']:,.1f} | "
+                     f"{'-' if f['q_over_collected'] is None else format(f['q_over_collected'], '.2f')} | "
                      f"{fmt(f['swing'], '{:,.0f}')} |")
     if task in PAPER:
         lines += ["", f"TD3 paper, Table 1, at 1,000,000 steps: TD3 {PAPER[task][0]:,.0f}, its DDPG "
