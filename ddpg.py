@@ -1581,12 +1581,15 @@ def write_report(run_dirs, path) -> tuple:
             records, bad, why = [], [], f"cannot read {Path(d) / 'metrics.jsonl'} ({e.strerror or e})"
         problems += bad
         if records:
-            runs.append((Path(d).name, records))
+            runs.append((str(d), records))
         else:
             left_out.append(d)
             problems.append(f"{d}: {why}; left out of the report")
     if not runs:
         raise ConfigError("nothing to report: " + "; ".join(problems or ["no records"]))
+    names = [Path(d).name for d, _ in runs]  # a folder's own name, unless two runs share it (seed0, seed0)
+    if len(set(names)) == len(names):
+        runs = [(name, records) for name, (_, records) in zip(names, runs)]
     titles = {"learning": "1. Learning curve", "q": "2. Q-values and TD targets",
               "overestimation": "3. Overestimation check", "probes": "4. Policy evolution on probe states",
               "saturation": "5. Actor saturation", "diagram": "6. The actor-critic loop"}
