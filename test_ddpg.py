@@ -6,6 +6,7 @@ Run: python -m pytest -q
 
 import copy
 import dataclasses
+import errno
 import json
 import os
 import signal
@@ -813,6 +814,108 @@ def test_a_non_finite_observation_stops_the_run_and_names_the_environment(tmp_pa
     assert ddpg.load_checkpoint(tmp_path / "run" / "model.pt")["step"] == 5  # the last good one
 
 
+def test_a_non_finite_action_is_the_learnings_fault(tmp_path, capsys, monkeypatch):
+    def act(self, obs):  # an actor that has diverged: its action is NaN (on a GPU this comes before a NaN loss)
+        return np.full(self.actor.action_scale.shape, np.nan, np.float32)
+
+    monkeypatch.setattr(ddpg.DDPG, "act", act)
+    assert ddpg.main(["--env", "Pendulum-v1", "--total-steps", "600", "--learning-starts", "300", "--eval-every",
+                      "600", "--eval-episodes", "1", "--no-report", "--out", str(tmp_path / "run")]) == 1
+    err = capsys.readouterr().err
+    assert err == ("ddpg.py: error: step 300: the actor's action mu(s) is nan; the updates diverged: lower "
+                   "--critic-lr (0.001) and --actor-lr (0.001)\n")  # one line: no Gymnasium warning on the way
+
+
+def nan_checkpoints(tmp_path):
+    """A run's model.pt and best.pt, copied with one actor bias set to NaN."""
+    run = ddpg.train(quick(tmp_path), quiet=True)["run_dir"]
+    bad = tmp_path / "bad"
+    bad.mkdir()
+    for name in ("model.pt", "best.pt"):
+        data = torch.load(run / name, weights_only=True)
+        data["actor"]["net.0.bias"][0] = float("nan")
+        torch.save(data, bad / name)
+    (bad / "metrics.jsonl").write_text((run / "metrics.jsonl").read_text())
+    return bad
+
+
+def test_a_checkpoint_with_non_finite_weights_is_refused_by_every_reader(tmp_path, capsys):
+    bad = nan_checkpoints(tmp_path)
+    for argv in (["--load", str(bad / "best.pt"), "--total-steps", "3000", "--out", str(tmp_path / "new")],
+                 ["--load", str(bad / "best.pt"), "--eval-only"],
+                 ["--load", str(bad / "best.pt"), "--export", str(tmp_path / "p.pt2")],
+                 ["--resume", str(bad), "--total-steps", "20"]):
+        assert ddpg.main(argv) == 2, argv
+        err = capsys.readouterr().err
+        assert err.count("\n") == 1 and "actor.net.0.bias holds NaN" in err and str(bad) in err, err
+    assert not (tmp_path / "new").exists() and not (tmp_path / "p.pt2").exists()
+
+
+def wait_for(path, timeout=120):
+    for _ in range(timeout * 10):
+        if path.exists():
+            return
+        time.sleep(0.1)
+    raise TimeoutError(path)
+
+
+def test_one_writer_per_run_folder_and_a_kill_9_leaves_no_stale_lock(tmp_path, capsys):
+    proc = start_long_run(tmp_path)
+    run = tmp_path / "run"
+    try:
+        wait_for(run / "model.pt")  # its first checkpoint
+        inode = os.stat(run / "metrics.jsonl").st_ino
+        for argv in (["--resume", str(run), "--total-steps", "1"], ["--out", str(run), "--total-steps", "2000"]):
+            assert ddpg.main(argv) == 2
+            err = capsys.readouterr().err
+            assert err.count("\n") == 1 and f"{run} is in use by another process (pid {proc.pid})" in err, err
+        assert os.stat(run / "metrics.jsonl").st_ino == inode  # not trimmed, not replaced: the first run's log lives
+    finally:
+        proc.kill()  # SIGKILL: no handler runs, nothing is cleaned up
+        proc.communicate()
+    step = ddpg.load_checkpoint(run / "model.pt", resume=True)["step"]
+    assert ddpg.main(["--resume", str(run), "--total-steps", str(step + 200)]) == 0  # the lock died with it
+    assert ddpg.load_checkpoint(run / "model.pt", resume=True)["step"] == step + 200
+
+
+def test_a_file_system_without_locks_is_said_in_one_line_and_the_run_goes_on(tmp_path, capsys, monkeypatch):
+    def no_locks(f, how):
+        raise OSError(errno.ENOLCK, "No locks available")
+
+    monkeypatch.setattr(ddpg.fcntl, "flock", no_locks)
+    assert ddpg.main(["--env", "test_ddpg:Counter-v0", "--total-steps", "12", "--learning-starts", "4", "--batch-size",
+                      "4", "--eval-every", "12", "--eval-episodes", "1", "--hidden-sizes", "8", "--no-report", "--out",
+                      str(tmp_path / "run")]) == 0
+    err = capsys.readouterr().err
+    assert err == (f"ddpg.py: warning: cannot lock {tmp_path / 'run'} (No locks available); make sure no other "
+                   "process writes to it\n")
+
+
+def test_two_new_runs_on_one_folder_only_one_writes(tmp_path):
+    argv = [sys.executable, "ddpg.py", "--total-steps", "3000", "--eval-episodes", "1", "--no-report", "--out",
+            str(tmp_path / "run")]
+    procs = [subprocess.Popen(argv, cwd=HERE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+             for _ in range(2)]
+    results = sorted((p.wait(timeout=300), p.stderr.read()) for p in procs)
+    assert [code for code, _ in results] == [0, 2], results
+    assert "is in use by another process" in results[1][1] or "already holds a run" in results[1][1]
+    records = ddpg.read_metrics(tmp_path / "run")[0]
+    assert sum("config" in r for r in records) == 1  # one run's log, not two interleaved
+
+
+def test_resume_names_a_damaged_metrics_line_and_loses_nothing(tmp_path, capsys):
+    run = ddpg.train(quick(tmp_path, total_steps=12), quiet=True)["run_dir"]
+    lines = (run / "metrics.jsonl").read_text().splitlines(keepends=True)
+    lines.insert(3, '{"step": 4, "episode_ret\n')  # a disk error, a hand edit
+    (run / "metrics.jsonl").write_text("".join(lines))
+    assert ddpg.main(["--resume", str(run), "--total-steps", "24"]) == 0
+    err = capsys.readouterr().err
+    assert err == (f"ddpg.py: warning: {run / 'metrics.jsonl'}:4: not a JSON object with a numeric 'step'; "
+                   "kept as it is\n")
+    after = (run / "metrics.jsonl").read_text().splitlines(keepends=True)
+    assert after[:len(lines)] == lines and len(after) > len(lines)
+
+
 def test_best_pt_reproduces_its_evaluation(tmp_path, capsys):
     result = ddpg.train(ddpg.Config(total_steps=4000, eval_every=1000, eval_episodes=3, seed=2, report=True,
                                     out=str(tmp_path / "run")))
@@ -1012,6 +1115,31 @@ def test_report_of_several_runs_shows_mean_and_band(tmp_path, capsys):
     band = trace(figs["learning"], "evaluation return (no noise) (min-max)")
     assert band["y"] == [-700 + 10, -500 + 10, -300 + 10] and band["fill"] == "tonexty"
     assert "mean of 2 runs" in figs["learning"]["layout"]["title"]["text"]
+
+
+def test_report_compares_settings_each_as_its_own_mean_and_band(tmp_path):
+    td3 = {"twin_critics": True, "target_noise": 0.2, "target_noise_clip": 0.5, "policy_delay": 2}
+    folders = [synthetic_run(tmp_path / f"ddpg{i}", seed=i) for i in range(2)]
+    folders += [synthetic_run(tmp_path / f"td3{i}", seed=10 + i, config=td3) for i in range(2)]
+    folders += [synthetic_run(tmp_path / "delay", seed=20, config={"policy_delay": 3})]
+    runs = [(f.name, ddpg.read_metrics(f)[0]) for f in folders]
+    groups = ddpg.group_by_settings(runs)
+    assert [(label, [name for name, _ in members]) for label, members in groups] == [
+        ("DDPG", ["ddpg0", "ddpg1"]), ("TD3", ["td30", "td31"]), ("DDPG + policy delay", ["delay"])]
+    gamma = synthetic_run(tmp_path / "gamma", seed=0, config={"gamma": 0.9})  # not a switch: named by its value
+    assert [label for label, _ in ddpg.group_by_settings(runs[:1] + [("g", ddpg.read_metrics(gamma)[0])])] == [
+        "gamma 0.98", "gamma 0.9"]
+    figs = ddpg.report_figures(runs)
+    ddpg_eval = trace(figs["learning"], "DDPG: evaluation return (no noise)")
+    assert ddpg_eval["y"] == pytest.approx([-699.5, -499.5, -299.5])  # the mean of seeds 0 and 1
+    assert trace(figs["learning"], "TD3: evaluation return (no noise)")["y"] == pytest.approx([-689.5, -489.5, -289.5])
+    assert trace(figs["learning"], "TD3: evaluation return (no noise) (min-max)")["y"] == [-689, -489, -289]
+    assert ddpg_eval["line"]["color"] != trace(figs["learning"], "TD3: evaluation return (no noise)")["line"]["color"]
+    assert "3 settings" in figs["q"]["layout"]["title"]["text"]
+    assert len([t for t in figs["saturation"]["data"] if "share" in t.get("name", "")]) == 3 + 2  # + 2 bands
+    synthetic_run(tmp_path / "other" / "ddpg0", seed=5)  # two folders of one name: named by their paths
+    assert ddpg.write_report([tmp_path / "ddpg0", tmp_path / "other" / "ddpg0"], tmp_path / "r.html") == ([], [])
+    assert str(tmp_path / "other" / "ddpg0") in (tmp_path / "r.html").read_text()
 
 
 def test_report_names_bad_lines_and_reports_the_rest(tmp_path, capsys):
