@@ -1628,8 +1628,10 @@ class Parser(argparse.ArgumentParser):
 
 
 def as_typed(value) -> str:
-    """A default as a user would type it: 64 64, not (64, 64)."""
-    return " ".join(map(str, value)) if isinstance(value, tuple) else str(value)
+    """A value as a user would type it: 64 64, not (64, 64); KEY:VALUE pairs for a dict, or none."""
+    if isinstance(value, dict):
+        return " ".join(f"{k}:{v}" for k, v in value.items()) or "none"
+    return " ".join(map(str, value)) if isinstance(value, (tuple, list)) else str(value)
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -1129,6 +1129,9 @@ def test_report_compares_settings_each_as_its_own_mean_and_band(tmp_path):
     gamma = synthetic_run(tmp_path / "gamma", seed=0, config={"gamma": 0.9})  # not a switch: named by its value
     assert [label for label, _ in ddpg.group_by_settings(runs[:1] + [("g", ddpg.read_metrics(gamma)[0])])] == [
         "gamma 0.98", "gamma 0.9"]
+    ant = synthetic_run(tmp_path / "ant", seed=0, config={"env_kwargs": {"include_cfrc_ext_in_observation": False}})
+    assert [label for label, _ in ddpg.group_by_settings(runs[:1] + [("a", ddpg.read_metrics(ant)[0])])] == [
+        "env_kwargs none", "env_kwargs include_cfrc_ext_in_observation:False"]
     figs = ddpg.report_figures(runs)
     ddpg_eval = trace(figs["learning"], "DDPG: evaluation return (no noise)")
     assert ddpg_eval["y"] == pytest.approx([-699.5, -499.5, -299.5])  # the mean of seeds 0 and 1
