@@ -58,10 +58,10 @@ def figures(runs: list, until: int) -> dict:
             "swing": float(np.mean(swings))}
 
 
-def table(task: str, settings: dict) -> list:
+def table(task: str, settings: dict, title: str) -> list:
     """One task's rows, every setting read up to the step all of them reached."""
     until = min(max(s for r in runs for s, _, _ in r["eval_curve"]) for runs in settings.values())
-    lines = [f"**{task}**, read up to step {until:,}", "",
+    lines = [f"**{task}, {title}**, read up to step {until:,}", "",
              "| setting | seeds | max of mean curve (± std) | mean of last 10 evals (± std) | critic's Q(s0, mu(s0)) "
              "| collected | Q / collected | swing between evaluations |", "|---|---|---|---|---|---|---|---|"]
     rows = {}
@@ -94,12 +94,12 @@ def main(argv=None) -> int:
     out = {}
     for task, settings in found.items():
         if "DDPG" in settings and len(settings) > 1:
-            if len(settings) > 2:  # the switches alone: compare at their budget too
-                text, out[task + " (switches)"] = table(task, settings)
-                lines += text
             pair = {k: settings[k] for k in ("DDPG", "TD3") if k in settings}
             if len(pair) == 2:
-                text, out[task] = table(task, pair)
+                text, out[task] = table(task, pair, "DDPG and TD3")
+                lines += text
+            if len(settings) > len(pair):  # the switches alone, at their own budget
+                text, out[task + " (switches)"] = table(task, settings, "each switch alone")
                 lines += text
     text = "\n".join(lines) + "\n"
     print(text)
