@@ -60,7 +60,7 @@ def figures(runs: list, until: int) -> dict:
 
 def table(task: str, settings: dict, title: str) -> list:
     """One task's rows, every setting read up to the step all of them reached."""
-    until = min(max(s for r in runs for s, _, _ in r["eval_curve"]) for runs in settings.values())
+    until = min(max(s for s, _, _ in run["eval_curve"]) for runs in settings.values() for run in runs)
     lines = [f"**{task}, {title}**, read up to step {until:,}", "",
              "| setting | seeds | max of mean curve (± std) | mean of last 10 evals (± std) | critic's Q(s0, mu(s0)) "
              "| collected | Q / collected | swing between evaluations |", "|---|---|---|---|---|---|---|---|"]
