@@ -909,8 +909,9 @@ class Run:
     """A training run's state: all that model.pt holds so that --resume continues it exactly.
 
     The agent (networks, targets, optimizers), the replay buffer, every random stream
-    (rng: warm-up actions and noise; sampler: minibatch indices; the training
-    environment's own generator: its resets), the OU noise state and the counters.
+    (rng: warm-up actions and noise; sampler: minibatch indices and E10's target noise; the
+    training environment's own generator: its resets), the OU noise state and the counters.
+    On a GPU (--device cuda) the buffer and the update are the GPU path's (below it is skippable).
     collect() takes one environment step, learn() one update; train() drives the two.
     """
 
@@ -926,7 +927,7 @@ class Run:
         else:
             self.buffer = ReplayBuffer(*dims)
         self.rng = np.random.default_rng(cfg.seed)  # random warm-up actions and exploration noise
-        self.sampler = torch.Generator().manual_seed(cfg.seed)  # minibatch indices
+        self.sampler = torch.Generator().manual_seed(cfg.seed)  # minibatch indices (and E10's noise)
         self.reset_seed = cfg.seed  # the first reset seeds the environment; later ones draw from its generator
         self.noise_x = np.zeros(self.low.shape)  # the OU process's state x_t (E5)
         self.step, self.updates = step, 0
