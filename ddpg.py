@@ -911,7 +911,7 @@ class Run:
     The agent (networks, targets, optimizers), the replay buffer, every random stream
     (rng: warm-up actions and noise; sampler: minibatch indices and E10's target noise; the
     training environment's own generator: its resets), the OU noise state and the counters.
-    On a GPU (--device cuda) the buffer and the update are the GPU path's (below it is skippable).
+    With --device cuda the buffer and the update are the GPU path's (its section, above).
     collect() takes one environment step, learn() one update; train() drives the two.
     """
 
