@@ -1312,7 +1312,7 @@ def fake_suite_run(folder, returns, q_start, mc_return):
     folder.mkdir(parents=True)
     lines = [{"step": 0, "time": 0, "config": {}}]
     for k, r in enumerate(returns, 1):
-        lines += [{"step": 1000 * k, "time": k, "critic_loss": 1.0, "updates": 1000 * k},
+        lines += [{"step": 1000 * k, "time": k, "critic_loss": 1.0, "updates": 1000 * k, "action_at_bound": k / 100},
                   {"step": 1000 * k, "time": k, "eval_return": r, "q_start": q_start, "mc_return": mc_return}]
     (folder / "metrics.jsonl").write_text("".join(json.dumps(x) + "\n" for x in lines))
 
@@ -1332,7 +1332,8 @@ def test_td3_bridge_tables_by_hand(tmp_path):
     assert ddpg_row["max_mean_curve"] == 350 and ddpg_row["q_over_collected"] == 4.0  # mean curve 150, 350, 250
     assert ddpg_row["swing"] == 150 and td3_row["swing"] == 100  # |300-100|, |200-300| averaged; then 100, 100
     assert td3_row["q_over_collected"] == pytest.approx(0.9) and td3_row["last10_mean"] == 200
-    assert "| TD3 | 2 | 300 (± 0) | 200 (± 0) | 90.0 | 100.0 | 0.90 | 100 |" in (tmp_path / "td3-bridge" / "results.md").read_text()
+    assert ddpg_row["peak_saturation"] == pytest.approx(0.03)  # the highest up to step 3,000, not DDPG's 4th
+    assert "| TD3 | 2 | 300 (± 0) | 200 (± 0) | 90.0 | 100.0 | 0.90 | 100 | 3% |" in (tmp_path / "td3-bridge" / "results.md").read_text()
 
 
 def test_gpu_speed_benchmark_smoke():

@@ -14,8 +14,9 @@ The runs come from `mujoco_suite.py`, one results folder per setting:
 Each comparison reads every setting's evaluations up to the step all of them reached. Per
 task and setting: the max of the seed-mean curve and the mean of each seed's last 10
 evaluations (the suite's figures), the critic's Q(s0, mu(s0)) over the discounted return the
-policy then collected (last 10 evaluations), and the swing: the mean absolute change of the
-evaluation return from one evaluation to the next, averaged over seeds.
+policy then collected (last 10 evaluations), the swing: the mean absolute change of the
+evaluation return from one evaluation to the next, and the peak saturation: the highest share of
+the actor's actions within 1% of a bound in a run's log; the last two averaged over seeds.
 """
 
 import argparse
@@ -29,7 +30,8 @@ from harness import ROOT, fmt, read_run
 from mujoco_suite import evaluated_until, process_history, summarise
 
 SETTINGS = {"DDPG": "mujoco", "TD3": "mujoco-td3", "twin critics alone": "mujoco-twin-critics",
-            "target smoothing alone": "mujoco-target-noise", "policy delay alone": "mujoco-policy-delay"}
+            "target smoothing alone": "mujoco-target-noise", "policy delay alone": "mujoco-policy-delay",
+            "DDPG without contact forces": "mujoco-ant-no-contact-forces"}  # Ant-v5 only
 # Fujimoto et al. (2018), Table 1: max average return over 10 trials of 1,000,000 steps
 PAPER = {"HalfCheetah-v5": (9636.95, 8577.29), "Hopper-v5": (3564.07, 1860.02), "Walker2d-v5": (4682.82, 3098.11),
          "Ant-v5": (4372.44, 888.77)}  # (TD3, "Our DDPG")
@@ -46,8 +48,10 @@ def runs_of(folder: Path, task: str) -> list:
 
 def figures(runs: list, until: int) -> dict:
     row = summarise(runs, until)
-    q, collected, swings = [], [], []
+    q, collected, swings, saturation = [], [], [], []
     for run in runs:
+        saturation.append(max((r["action_at_bound"] for r in run["records"]
+                               if "action_at_bound" in r and r["step"] <= until), default=np.nan))
         evals = [r for r in run["records"] if "q_start" in r and r["step"] <= until][-10:]
         q.append(np.mean([r["q_start"] for r in evals]))
         collected.append(np.mean([r["mc_return"] for r in evals]))
@@ -55,7 +59,7 @@ def figures(runs: list, until: int) -> dict:
         swings.append(np.mean(np.abs(np.diff(curve))))
     q, collected = float(np.mean(q)), float(np.mean(collected))
     return {**row, "q_start": q, "collected": collected, "q_over_collected": q / collected if collected > 0 else None,
-            "swing": float(np.mean(swings))}
+            "swing": float(np.mean(swings)), "peak_saturation": float(np.mean(saturation))}
 
 
 def table(task: str, settings: dict, title: str) -> list:
@@ -63,7 +67,8 @@ def table(task: str, settings: dict, title: str) -> list:
     until = min(max(s for s, _, _ in run["eval_curve"]) for runs in settings.values() for run in runs)
     lines = [f"**{task}, {title}**, read up to step {until:,}", "",
              "| setting | seeds | max of mean curve (± std) | mean of last 10 evals (± std) | critic's Q(s0, mu(s0)) "
-             "| collected | Q / collected | swing between evaluations |", "|---|---|---|---|---|---|---|---|"]
+             "| collected | Q / collected | swing between evaluations | peak saturation |",
+             "|---|---|---|---|---|---|---|---|---|"]
     rows = {}
     for name, runs in settings.items():
         f = rows[name] = figures(runs, until)
@@ -71,7 +76,7 @@ def table(task: str, settings: dict, title: str) -> list:
                      f"{fmt(f['max_mean_curve_std'], '{:,.0f}')}) | {fmt(f['last10_mean'], '{:,.0f}')} (± "
                      f"{fmt(f['last10_std'], '{:,.0f}')}) | {f['q_start']:,.1f} | {f['collected']:,.1f} | "
                      f"{'-' if f['q_over_collected'] is None else format(f['q_over_collected'], '.2f')} | "
-                     f"{fmt(f['swing'], '{:,.0f}')} |")
+                     f"{fmt(f['swing'], '{:,.0f}')} | {f['peak_saturation']:.0%} |")
     if task in PAPER:
         lines += ["", f"TD3 paper, Table 1, at 1,000,000 steps: TD3 {PAPER[task][0]:,.0f}, its DDPG "
                       f"{PAPER[task][1]:,.0f} (max of the 10-seed mean curve)."]
@@ -98,8 +103,8 @@ def main(argv=None) -> int:
             if len(pair) == 2:
                 text, out[task] = table(task, pair, "DDPG and TD3")
                 lines += text
-            if len(settings) > len(pair):  # the switches alone, at their own budget
-                text, out[task + " (switches)"] = table(task, settings, "each switch alone")
+            if len(settings) > len(pair):  # the switches alone (or other settings), at their own budget
+                text, out[task + " (switches)"] = table(task, settings, "DDPG, TD3 and the other settings")
                 lines += text
     text = "\n".join(lines) + "\n"
     print(text)
