@@ -16,7 +16,8 @@ task and setting: the max of the seed-mean curve and the mean of each seed's las
 evaluations (the suite's figures), the critic's Q(s0, mu(s0)) over the discounted return the
 policy then collected (last 10 evaluations), the swing: the mean absolute change of the
 evaluation return from one evaluation to the next, and the peak saturation: the highest share of
-the actor's actions within 1% of a bound in a run's log; the last two averaged over seeds.
+the actor's actions within 1% of a bound in a run's log (runs logged before it was measured: -);
+the last two averaged over seeds.
 """
 
 import argparse
@@ -76,7 +77,8 @@ def table(task: str, settings: dict, title: str) -> list:
                      f"{fmt(f['max_mean_curve_std'], '{:,.0f}')}) | {fmt(f['last10_mean'], '{:,.0f}')} (± "
                      f"{fmt(f['last10_std'], '{:,.0f}')}) | {f['q_start']:,.1f} | {f['collected']:,.1f} | "
                      f"{'-' if f['q_over_collected'] is None else format(f['q_over_collected'], '.2f')} | "
-                     f"{fmt(f['swing'], '{:,.0f}')} | {f['peak_saturation']:.0%} |")
+                     f"{fmt(f['swing'], '{:,.0f}')} | "
+                     f"{'-' if np.isnan(f['peak_saturation']) else format(f['peak_saturation'], '.0%')} |")
     if task in PAPER:
         lines += ["", f"TD3 paper, Table 1, at 1,000,000 steps: TD3 {PAPER[task][0]:,.0f}, its DDPG "
                       f"{PAPER[task][1]:,.0f} (max of the 10-seed mean curve)."]
