@@ -1172,10 +1172,12 @@ def keep_metrics_until(path: Path, step: int) -> None:
     lines = path.read_text().splitlines(keepends=True) if path.exists() else []
     kept = []
     for n, line in enumerate(lines, 1):
+        if not line.endswith("\n"):  # an unfinished last line: a write the kill cut short
+            continue
         record = parse_record(line)
-        if record is None and line.endswith("\n"):  # (an unfinished last line is a write the kill cut short)
+        if record is None:
             warn(f"{path}:{n}: not a JSON object with a numeric 'step'; kept as it is")
-        if line.endswith("\n") and (record is None or record["step"] <= step):
+        if record is None or record["step"] <= step:
             kept.append(line)
     if kept != lines:
         path.with_name(path.name + ".tmp").write_text("".join(kept))
@@ -1594,7 +1596,7 @@ def write_report(run_dirs, path) -> tuple:
     titles = {"learning": "1. Learning curve", "q": "2. Q-values and TD targets",
               "overestimation": "3. Overestimation check", "probes": "4. Policy evolution on probe states",
               "saturation": "5. Actor saturation", "diagram": "6. The actor-critic loop"}
-    body = [f"<h1>DDPG report</h1><p>{len(runs)} run(s): {', '.join(name for name, _ in runs)}</p>"]  # (or TD3)
+    body = [f"<h1>DDPG report</h1><p>{len(runs)} run(s): {', '.join(name for name, _ in runs)}</p>"]
     for key, fig in report_figures(runs).items():
         body.append(f"<h2>{titles[key]}</h2><p class='note'>{PANEL_NOTES[key]}</p>")
         body.append(pio.to_html(fig, full_html=False, include_plotlyjs=False, validate=False,
