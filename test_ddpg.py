@@ -1355,6 +1355,12 @@ def test_td3_bridge_tables_by_hand(tmp_path):
     assert td3_row["q_over_collected"] == pytest.approx(0.9) and td3_row["last10_mean"] == 200
     assert ddpg_row["peak_saturation"] == pytest.approx(0.03)  # the highest up to step 3,000, not DDPG's 4th
     assert "| TD3 | 2 | 300 (± 0) | 200 (± 0) | 90.0 | 100.0 | 0.90 | 100 | 3% |" in (tmp_path / "td3-bridge" / "results.md").read_text()
+    proc = subprocess.run([sys.executable, "benchmarks/td3_bridge.py", "--results", str(tmp_path), "--until", "2000"],
+                          cwd=HERE, capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr
+    rows = json.loads((tmp_path / "td3-bridge" / "until-2000.json").read_text())["Hopper-v5"]
+    assert rows["until"] == 2000 and rows["settings"]["DDPG"]["max_mean_curve"] == 350  # mean curve 150, 350
+    assert rows["settings"]["DDPG"]["peak_saturation"] == pytest.approx(0.02)
 
 
 def test_gpu_speed_benchmark_smoke():
