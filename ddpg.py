@@ -1249,11 +1249,17 @@ def train(cfg: Config, quiet: bool = False) -> dict:
             warn(f"could not write {path} at step {run.step:,} ({e.strerror or e}); the previous one is intact")
             return False
 
+    def report() -> None:  # a page that cannot be written is not worth the run: say so, train on
+        try:
+            write_report([run_dir], run_dir / "report.html")
+        except ConfigError as e:
+            warn(f"{e} at step {run.step:,}; training goes on")
+
     def checkpoint() -> bool:
         run.elapsed = time.perf_counter() - start
         saved = save(run_dir / "model.pt", run=run.state_dict())
         if cfg.report:
-            write_report([run_dir], run_dir / "report.html")
+            report()
         return saved
 
     def evaluate_and_save() -> dict:
@@ -1308,7 +1314,7 @@ def train(cfg: Config, quiet: bool = False) -> dict:
                 last_eval = evaluate_and_save()
     except Diverged:
         if cfg.report:  # the report shows the run up to the divergence
-            write_report([run_dir], run_dir / "report.html")
+            report()
         raise
     finally:
         metrics.close()
@@ -1499,17 +1505,18 @@ def report_figures(runs):
     steps = [r["step"] for r in evals]
     actions = np.array([r["probe_actions"] for r in evals])  # (evaluations, probes, action dims)
     states = header.get("probe_states", [])
-    traces = []
+    traces, crowded = [], actions.size and actions.shape[1] * actions.shape[2] > 12  # Ant: 5 probes x 8 dims
     if actions.size:
         for i in range(actions.shape[1]):
             for j in range(actions.shape[2]):
                 state = short(states[i]) if i < len(states) else "?"
                 traces.append({"type": "scatter", "x": steps, "y": actions[:, i, j].tolist(), "mode": "lines+markers",
-                               "name": f"probe {i} a[{j}], s=({state})",
+                               "name": f"probe {i} a[{j}], s=({state})", "visible": "legendonly" if crowded and i else True,
                                "line": {"color": COLORS[i % len(COLORS)], "dash": ["solid", "dot", "dash"][j % 3]}})
+    notes = ([f"run {name} only: each seed draws its own probe states"] if len(runs) > 1 else []) + (
+        ["probe 0 shown; click the legend for the others"] if crowded else [])
     probes = figure(traces, "Policy on fixed probe states: mu(s) at each evaluation"
-                    + (f"<br><sup>run {name} only: each seed draws its own probe states</sup>" if len(runs) > 1 else ""),
-                    ytitle="action")
+                    + (f"<br><sup>{'; '.join(notes)}</sup>" if notes else ""), ytitle="action")
     saturation = figure(lines("action_at_bound", "share of mu(s) at a bound", COLORS[4]),
                         "Actor saturation: minibatch actions within 1% of the range from a bound" + plural,
                         ytitle="share of action components", yaxis={"range": [0, 1], "title": {"text": "share"}})
@@ -1605,11 +1612,16 @@ def write_report(run_dirs, path) -> tuple:
             "sans-serif;max-width:1150px;margin:auto;padding:0 1em} .note{color:#444}</style><script>")
     path = Path(path)
     tmp = path.with_name(path.name + ".tmp")
-    with open(tmp, "wb") as f:  # in pieces: no second copy of the 5 MB plotly.js per write
-        f.write(head.encode())
-        f.write(plotly_js())
-        f.write(("</script></head><body>" + "\n".join(body) + "</body></html>").encode())
-    os.replace(tmp, path)  # a browser reloading mid-write never sees half a page
+    try:
+        with open(tmp, "wb") as f:  # in pieces: no second copy of the 5 MB plotly.js per write
+            f.write(head.encode())
+            f.write(plotly_js())
+            f.write(("</script></head><body>" + "\n".join(body) + "</body></html>").encode())
+        os.replace(tmp, path)  # a browser reloading mid-write never sees half a page
+    except OSError as e:  # a folder it cannot write, a full disk: the previous page, if any, is intact
+        with contextlib.suppress(OSError):
+            tmp.unlink(missing_ok=True)
+        raise ConfigError(f"cannot write {path}: {e.strerror or e}") from None
     return problems, left_out
 
 

@@ -971,6 +971,20 @@ def test_a_failed_checkpoint_write_leaves_the_previous_one(tmp_path, monkeypatch
     assert not list(result["run_dir"].glob("*.tmp"))
 
 
+def test_a_report_that_cannot_be_written_is_one_line_and_training_goes_on(tmp_path, monkeypatch, capsys):
+    def disk_full():
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(ddpg, "plotly_js", disk_full)  # fails halfway through writing the page
+    result = ddpg.train(quick(tmp_path, eval_every=6, report=True), quiet=True)
+    assert result["saved"] is True and result["steps"] == 12  # the run is not lost for its report
+    assert ddpg.load_checkpoint(result["run_dir"] / "model.pt", resume=True)["step"] == 12
+    warnings = capsys.readouterr().err.strip().splitlines()
+    assert len(warnings) == 2 and all("cannot write" in w and "No space left" in w and "goes on" in w for w in warnings)
+    assert not list(result["run_dir"].glob("report.html*"))  # no half page, no temporary
+    fails(["--report", str(result["run_dir"])], capsys, "cannot write", "report.html", "No space left")
+
+
 # --- Export: the policy without ddpg.py ---
 
 
@@ -1087,8 +1101,15 @@ def test_report_figures_hold_the_runs_data(tmp_path):
     assert len(probes) == 2 and all(len(t["y"]) == 3 for t in probes)
     assert "s=(1.00, 0.00, 0.00)" in probes[0]["name"]
     assert len(figs["diagram"]["layout"]["annotations"]) > 10
+    assert all(t["visible"] is True for t in probes) and "click" not in figs["probes"]["layout"]["title"]["text"]
     records[0]["probe_states"] = [[1, 2, 3, 4, 5, 6], [0, 0, 0, 0, 0, 0]]  # a MuJoCo-sized state: shortened
     assert "s=(1.00, 2.00, 3.00, 4.00, ...)" in ddpg.report_figures([("a", records)])["probes"]["data"][0]["name"]
+    for r in records:  # Ant-sized actions, 2 probes x 8 dims: probe 0 drawn, the others a click away
+        if "probe_actions" in r:
+            r["probe_actions"] = np.zeros((2, 8)).tolist()
+    probes = ddpg.report_figures([("a", records)])["probes"]
+    assert [t["visible"] for t in probes["data"]] == [True] * 8 + ["legendonly"] * 8
+    assert "probe 0 shown" in probes["layout"]["title"]["text"]
 
 
 def test_report_is_one_offline_page(tmp_path):
@@ -1334,6 +1355,12 @@ def test_td3_bridge_tables_by_hand(tmp_path):
     assert td3_row["q_over_collected"] == pytest.approx(0.9) and td3_row["last10_mean"] == 200
     assert ddpg_row["peak_saturation"] == pytest.approx(0.03)  # the highest up to step 3,000, not DDPG's 4th
     assert "| TD3 | 2 | 300 (± 0) | 200 (± 0) | 90.0 | 100.0 | 0.90 | 100 | 3% |" in (tmp_path / "td3-bridge" / "results.md").read_text()
+    proc = subprocess.run([sys.executable, "benchmarks/td3_bridge.py", "--results", str(tmp_path), "--until", "2000"],
+                          cwd=HERE, capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr
+    rows = json.loads((tmp_path / "td3-bridge" / "until-2000.json").read_text())["Hopper-v5"]
+    assert rows["until"] == 2000 and rows["settings"]["DDPG"]["max_mean_curve"] == 350  # mean curve 150, 350
+    assert rows["settings"]["DDPG"]["peak_saturation"] == pytest.approx(0.02)
 
 
 def test_gpu_speed_benchmark_smoke():

@@ -2,6 +2,7 @@
 
     python benchmarks/td3_bridge.py          # tables into benchmarks/results/td3-bridge/results.md
     python benchmarks/td3_bridge.py --results DIR   # the runs under DIR/mujoco, DIR/mujoco-td3, ...
+    python benchmarks/td3_bridge.py --until 100000  # every table read up to step 100,000 at most
 
 The runs come from `mujoco_suite.py`, one results folder per setting:
 
@@ -63,9 +64,10 @@ def figures(runs: list, until: int) -> dict:
             "swing": float(np.mean(swings)), "peak_saturation": float(np.mean(saturation))}
 
 
-def table(task: str, settings: dict, title: str) -> list:
-    """One task's rows, every setting read up to the step all of them reached."""
+def table(task: str, settings: dict, title: str, at_most: int = None) -> list:
+    """One task's rows, every setting read up to the step all of them reached (or at_most, if less)."""
     until = min(max(s for s, _, _ in run["eval_curve"]) for runs in settings.values() for run in runs)
+    until = min(until, at_most or until)
     lines = [f"**{task}, {title}**, read up to step {until:,}", "",
              "| setting | seeds | max of mean curve (± std) | mean of last 10 evals (± std) | critic's Q(s0, mu(s0)) "
              "| collected | Q / collected | swing between evaluations | peak saturation |",
@@ -89,6 +91,8 @@ def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--results", type=Path, default=ROOT / "benchmarks" / "results",
                    help="the folder holding the suite's results folders; the tables go to its td3-bridge/")
+    p.add_argument("--until", type=int, metavar="STEP",
+                   help="read no run past this step (tables then go to td3-bridge/until-STEP.md and .json)")
     args = p.parse_args(argv)
     found = {}
     for name, folder in SETTINGS.items():
@@ -103,17 +107,18 @@ def main(argv=None) -> int:
         if "DDPG" in settings and len(settings) > 1:
             pair = {k: settings[k] for k in ("DDPG", "TD3") if k in settings}
             if len(pair) == 2:
-                text, out[task] = table(task, pair, "DDPG and TD3")
+                text, out[task] = table(task, pair, "DDPG and TD3", args.until)
                 lines += text
             if len(settings) > len(pair):  # the switches alone (or other settings), at their own budget
-                text, out[task + " (switches)"] = table(task, settings, "DDPG, TD3 and the other settings")
+                text, out[task + " (switches)"] = table(task, settings, "DDPG, TD3 and the other settings", args.until)
                 lines += text
     text = "\n".join(lines) + "\n"
     print(text)
     folder = args.results / "td3-bridge"
     folder.mkdir(exist_ok=True)
-    (folder / "results.md").write_text(text)
-    (folder / "results.json").write_text(json.dumps(out, indent=1) + "\n")
+    name = f"until-{args.until}" if args.until else "results"
+    (folder / f"{name}.md").write_text(text)
+    (folder / f"{name}.json").write_text(json.dumps(out, indent=1) + "\n")
     return 0
 
 
