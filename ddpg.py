@@ -636,8 +636,13 @@ CHECKPOINT_KEYS = {"config", "step", "obs_dim", "action_low", "action_high", "ac
                    "critic_target", "actor_optimizer", "critic_optimizer"}
 
 
-class Diverged(RuntimeError):
-    """A loss, weight, observation or reward that is not finite. main() prints it as one line, exit status 1."""
+class RunStopped(RuntimeError):
+    """The run cannot go on (its model.pt holds it up to the last checkpoint). main() prints it as one line,
+    exit status 1."""
+
+
+class Diverged(RunStopped):
+    """A loss, weight, observation or reward that is not finite."""
 
 
 def check_finite(step: int, numbers: dict, cause: str) -> None:
@@ -1212,8 +1217,9 @@ def train(cfg: Config, quiet: bool = False) -> dict:
     """Train DDPG as `cfg` says, or continue the run in cfg.resume (see resume_config).
 
     Returns the agent, the buffer, the run folder, the final and the best evaluation.
-    Raises ConfigError on bad input, before any training step, and Diverged when a loss,
-    weight, observation or reward stops being finite (no checkpoint is written then).
+    Raises ConfigError on bad input, before any training step, Diverged when a loss, weight,
+    observation or reward stops being finite (no checkpoint is written then), and RunStopped
+    when metrics.jsonl cannot be written.
     """
     run_dir = Path(cfg.resume) if cfg.resume else new_run_dir(cfg)
     env, eval_env, agent, data, lock = setup(cfg, run_dir)  # lock: this process alone writes run_dir
@@ -1231,7 +1237,11 @@ def train(cfg: Config, quiet: bool = False) -> dict:
     start = time.perf_counter() - run.elapsed
 
     def log(record: dict) -> None:  # strict JSON: check_finite has stopped the run before any NaN gets here
-        metrics.write(json.dumps({**record, "time": round(time.perf_counter() - start, 4)}, allow_nan=False) + "\n")
+        try:
+            metrics.write(json.dumps({**record, "time": round(time.perf_counter() - start, 4)}, allow_nan=False) + "\n")
+        except OSError as e:  # a full disk: stop, rather than train on with a log full of holes
+            raise RunStopped(f"cannot write {run_dir / 'metrics.jsonl'} at step {run.step:,} ({e.strerror or e}); "
+                             f"model.pt holds the run up to its last checkpoint: fix that, then --resume {run_dir}") from None
 
     if cfg.resume:
         log({"step": run.step, "resumed": True, "total_steps": cfg.total_steps})
@@ -1317,7 +1327,8 @@ def train(cfg: Config, quiet: bool = False) -> dict:
             report()
         raise
     finally:
-        metrics.close()
+        with contextlib.suppress(OSError):  # after a failed write, closing fails again: said above
+            metrics.close()
         env.close()
         eval_env.close()
         lock.close()
@@ -1694,8 +1705,8 @@ def rebuild_report(run_dirs, out: str) -> int:
 
 
 def main(argv=None) -> int:
-    """The command line. Exit status: 0 done, 2 bad input, 1 the run diverged or its last
-    checkpoint could not be written, 128 + N stopped by signal N (130 for Ctrl-C)."""
+    """The command line. Exit status: 0 done, 2 bad input, 1 the run diverged, or its metrics or
+    last checkpoint could not be written, 128 + N stopped by signal N (130 for Ctrl-C)."""
     given = vars(build_parser().parse_args(argv))  # only the flags on the command line
     report_dirs, export = given.pop("report_dirs", None), given.pop("export", None)
     try:
@@ -1722,7 +1733,7 @@ def main(argv=None) -> int:
     except ConfigError as e:
         print(f"ddpg.py: error: {e}", file=sys.stderr)
         return 2
-    except Diverged as e:
+    except RunStopped as e:  # diverged, or metrics.jsonl cannot be written
         print(f"ddpg.py: error: {e}", file=sys.stderr)
         return 1
     if result["signal"]:

@@ -985,6 +985,38 @@ def test_a_report_that_cannot_be_written_is_one_line_and_training_goes_on(tmp_pa
     fails(["--report", str(result["run_dir"])], capsys, "cannot write", "report.html", "No space left")
 
 
+def test_a_full_disk_under_metrics_jsonl_stops_the_run_in_one_line_and_it_resumes(tmp_path, monkeypatch, capsys):
+    real_open = open
+
+    class FillsUp:  # metrics.jsonl on a disk that fills up after step 15 (a checkpoint was written at 10)
+        def __init__(self, f):
+            self.f = f
+
+        def write(self, text):
+            if json.loads(text)["step"] >= 15:
+                raise OSError(28, "No space left on device")
+            return self.f.write(text)
+
+        def close(self):
+            self.f.close()
+
+    def fake_open(path, *args, **kwargs):
+        f = real_open(path, *args, **kwargs)
+        return FillsUp(f) if str(path).endswith("metrics.jsonl") else f
+
+    out = tmp_path / "run"
+    monkeypatch.setattr(ddpg, "open", fake_open, raising=False)
+    assert ddpg.main(["--env", "test_ddpg:Counter-v0", "--total-steps", "40", "--learning-starts", "4", "--batch-size",
+                      "4", "--eval-every", "10", "--eval-episodes", "1", "--log-every", "5", "--hidden-sizes", "8",
+                      "--no-report", "--out", str(out)]) == 1
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("ddpg.py: error: cannot write") and "No space left" in err and "\n" not in err, err
+    assert f"--resume {out}" in err
+    monkeypatch.undo()  # space freed: the run goes on from its last checkpoint, step 10
+    assert ddpg.main(["--resume", str(out)]) == 0
+    assert ddpg.load_checkpoint(out / "model.pt", resume=True)["step"] == 40
+
+
 # --- Export: the policy without ddpg.py ---
 
 
