@@ -33,7 +33,8 @@ from mujoco_suite import evaluated_until, process_history, summarise
 
 SETTINGS = {"DDPG": "mujoco", "TD3": "mujoco-td3", "twin critics alone": "mujoco-twin-critics",
             "target smoothing alone": "mujoco-target-noise", "policy delay alone": "mujoco-policy-delay",
-            "DDPG without contact forces": "mujoco-ant-no-contact-forces"}  # Ant-v5 only
+            "DDPG without contact forces": "mujoco-ant-no-contact-forces",  # these two: Ant-v5 only
+            "TD3 without contact forces": "mujoco-ant-td3-no-contact-forces"}
 # Fujimoto et al. (2018), Table 1: max average return over 10 trials of 1,000,000 steps
 PAPER = {"HalfCheetah-v5": (9636.95, 8577.29), "Hopper-v5": (3564.07, 1860.02), "Walker2d-v5": (4682.82, 3098.11),
          "Ant-v5": (4372.44, 888.77)}  # (TD3, "Our DDPG")
