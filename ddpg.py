@@ -14,9 +14,11 @@ changes (Fujimoto et al. 2018), each a switch, all off unless asked for.
     python ddpg.py --report runs/A runs/B     # rebuild a report from metrics.jsonl
     import ddpg                               # reuse Actor, Critic, td_target, ...
 
-The file reads in the order of the derivation: config, networks (E1, E2), replay
-buffer (E4), exploration noise (E5), the update (E6, E7, E8, E3; TD3's E9-E11), evaluation,
-checkpoints, the training run and its loop, diagnostics (report.html), command line.
+The file has two parts. Part A is the algorithm, read top to bottom in the order of the
+derivation: the config, the networks (E1, E2), the replay buffer (E4), exploration noise
+(E5), the update (E6, E7, E8, E3; TD3's E9-E11), evaluation, and the training run with its
+loop. Part B, after a banner, is the machinery a reader may skip: input checks, the run
+folder, checkpoints, the GPU path, the report and the command line.
 
 Where this departs from Lillicrap et al. (2015), and why (each also marked at its line):
   1. Gaussian exploration noise by default, not Ornstein-Uhlenbeck: simpler and as good
@@ -36,6 +38,7 @@ Where this departs from Lillicrap et al. (2015), and why (each also marked at it
   6. Time-limit truncation is not treated as termination (the paper predates the
      distinction; see E6).
 """
+
 
 import argparse
 import ast
@@ -138,31 +141,8 @@ class Config:
             self.env_kwargs = dict(self.env_kwargs)
 
 
-def parse_env_kwarg(text: str) -> tuple:
-    """--env-kwargs KEY:VALUE -> (KEY, VALUE), the value a Python literal (False, 0.5, 'x') or else a string."""
-    key, sep, value = text.partition(":")
-    if not (sep and key.isidentifier()):
-        raise argparse.ArgumentTypeError(f"--env-kwargs wants KEY:VALUE, got {text!r}")
-    try:
-        return key, ast.literal_eval(value)
-    except (ValueError, SyntaxError):
-        return key, value
-
-
 # TD3 (Fujimoto et al. 2018) is DDPG with its three switches on, at the paper's values.
 TD3 = dict(twin_critics=True, target_noise=0.2, target_noise_clip=0.5, policy_delay=2)
-
-
-def algorithm_name(cfg: Config) -> str:
-    """"DDPG", "TD3", or DDPG with the TD3 switches that are on, for the first lines and the report."""
-    switches = [name for name, on in (("twin critics", cfg.twin_critics), ("target smoothing", cfg.target_noise > 0),
-                                      ("policy delay", cfg.policy_delay > 1)) if on]
-    if not switches:
-        return "DDPG"
-    if len(switches) == 3 and all(getattr(cfg, k) == v for k, v in TD3.items()):
-        return "TD3"
-    return "DDPG + " + " + ".join(switches)
-
 
 # Settings per task family, measured on this project's machine (README, "How the settings were
 # chosen"). A flag given on the command line always wins over its preset.
@@ -172,106 +152,13 @@ PRESETS = {
 }
 
 
-def preset_for(env_id: str) -> str:
-    """The PRESETS family of an environment id, or "" (Pendulum's defaults) if it has none."""
-    try:
-        entry_point = str(gym.spec(env_id).entry_point)
-    except Exception:  # unknown or not yet importable: make_env() says what is wrong
-        return ""
-    return "mujoco" if entry_point.startswith("gymnasium.envs.mujoco") else ""
-
-
-def default_threads(hidden_sizes) -> int:
-    """--threads when not given, measured per network size (README: choosing --threads). At
-    64-64 an update is many small kernels and a second thread buys nothing; at 256-256 and
-    400-300 the matrix multiplies dominate and two threads make it 1.4-1.6 times faster."""
-    return 1 if max(hidden_sizes, default=0) < 256 else min(2, os.cpu_count() or 1)
-
-
 def config_for(env: str = Config.env, td3: bool = False, **flags) -> Config:
-    """A Config for `env`: Pendulum's defaults, then its family's preset, then TD3's switches
-    if td3, then `flags` (so `--td3 --policy-delay 3` is TD3 with a longer delay)."""
+    """A Config for `env`: Pendulum's defaults, then its family's preset (preset_for), then TD3's
+    switches if td3, then `flags` (so `--td3 --policy-delay 3` is TD3 with a longer delay)."""
     cfg = Config(env=env, **{**PRESETS.get(preset_for(env), {}), **(TD3 if td3 else {}), **flags})
     if "threads" not in flags:
         cfg.threads = default_threads(cfg.hidden_sizes)
     return cfg
-
-
-class ConfigError(ValueError):
-    """Bad input that the user can fix. main() prints it as one line and exits with 2."""
-
-
-def check_config(cfg: Config) -> None:
-    """Reject values that cannot work, before anything is built."""
-    positive = ["total_steps", "buffer_size", "batch_size", "eval_every", "eval_episodes", "log_every"]
-    for name in positive:
-        if getattr(cfg, name) <= 0:
-            raise ConfigError(f"--{name.replace('_', '-')} must be positive, got {getattr(cfg, name)}")
-    for name in ["learning_starts", "probe_states", "threads"]:
-        if getattr(cfg, name) < 0:
-            raise ConfigError(f"--{name.replace('_', '-')} must be >= 0, got {getattr(cfg, name)}")
-    if not (0 < cfg.tau <= 1):
-        raise ConfigError(f"--tau must be in (0, 1], got {cfg.tau}")
-    if not (0 <= cfg.gamma < 1):
-        raise ConfigError(f"--gamma must be in [0, 1), got {cfg.gamma}")
-    for name in ["actor_lr", "critic_lr"]:
-        if not (getattr(cfg, name) > 0 and math.isfinite(getattr(cfg, name))):
-            raise ConfigError(f"--{name.replace('_', '-')} must be a positive number, got {getattr(cfg, name)}")
-    if not (cfg.noise_std >= 0 and math.isfinite(cfg.noise_std)):
-        raise ConfigError(f"--noise-std must be >= 0, got {cfg.noise_std}")
-    if not (0 <= cfg.target_noise < math.inf and 0 <= cfg.target_noise_clip < math.inf):
-        raise ConfigError(f"--target-noise and --target-noise-clip must be >= 0, got {cfg.target_noise} and "
-                          f"{cfg.target_noise_clip}")
-    if cfg.policy_delay < 1:
-        raise ConfigError(f"--policy-delay must be at least 1 (1: DDPG), got {cfg.policy_delay}")
-    if not (0 <= cfg.ou_theta <= 1):
-        raise ConfigError(f"--ou-theta must be in [0, 1] (it is a per-step rate, dt = 1), got {cfg.ou_theta}")
-    if any(h <= 0 for h in cfg.hidden_sizes):
-        raise ConfigError(f"--hidden-sizes must all be positive, got {list(cfg.hidden_sizes)}")
-    if cfg.batch_size > cfg.buffer_size:
-        raise ConfigError(f"--batch-size {cfg.batch_size} is larger than --buffer-size {cfg.buffer_size}")
-    if cfg.eval_only and not cfg.load:
-        raise ConfigError("--eval-only needs --load CHECKPOINT")
-    if cfg.resume and (cfg.load or cfg.eval_only):
-        raise ConfigError("--resume continues a run; --load starts a new one from a checkpoint: pass one of them")
-    if cfg.learning_starts >= cfg.total_steps and not (cfg.eval_only or cfg.load or cfg.resume):
-        raise ConfigError(f"--learning-starts {cfg.learning_starts} >= --total-steps {cfg.total_steps}: nothing would be learned")
-
-
-def resolve_device(name: str) -> tuple:
-    """The device to train on, and why (the first lines of a run say both)."""
-    if name == "cuda" and not torch.cuda.is_available():
-        raise ConfigError("--device cuda: this PyTorch cannot see a CUDA GPU; use --device cpu")
-    if name != "auto":
-        return torch.device(name), f"--device {name}"
-    if torch.cuda.is_available():  # until a measurement on a real GPU shows the GPU path faster
-        return torch.device("cpu"), ("--device auto: the CPU, as the GPU path is not yet measured faster here "
-                                     "(README); --device cuda uses the GPU")
-    return torch.device("cpu"), "--device auto: no CUDA GPU visible"
-
-
-def make_env(env_id: str, env_kwargs: dict = None) -> gym.Env:
-    """gym.make, plus the checks DDPG needs: a flat Box observation, a bounded Box action."""
-    try:
-        env = gym.make(env_id, **(env_kwargs or {}))
-    except gym.error.DependencyNotInstalled as e:  # e.g. a MuJoCo task without the mujoco package
-        extra = "mujoco" if preset_for(env_id) == "mujoco" else None
-        how = f'pip install "gymnasium[{extra}]=={gym.__version__}"' if extra else str(e).splitlines()[0]
-        raise ConfigError(f"cannot make environment {env_id!r}: a package it needs is missing; {how}") from None
-    except Exception as e:  # unknown id, missing module, ...
-        raise ConfigError(f"cannot make environment {env_id!r}: {str(e).splitlines()[0]}") from None
-    act, obs = env.action_space, env.observation_space
-    if not isinstance(act, gym.spaces.Box):
-        env.close()
-        raise ConfigError(f"{env_id} has a {type(act).__name__} action space; DDPG needs a continuous Box")
-    if len(act.shape) != 1 or not (np.isfinite(act.low).all() and np.isfinite(act.high).all()):
-        env.close()
-        raise ConfigError(f"{env_id}: DDPG needs a 1-D action Box with finite bounds, got {act}")
-    if not isinstance(obs, gym.spaces.Box) or len(obs.shape) != 1:
-        env.close()
-        raise ConfigError(f"{env_id} has observation space {obs}; this script needs a flat (1-D) Box "
-                          "(wrap it, e.g. with gymnasium.wrappers.FlattenObservation)")
-    return env
 
 
 # ---------------------------------------------------------------------------------------
@@ -361,9 +248,9 @@ class ReplayBuffer:
         self.pos = (i + 1) % self.capacity  # wrap around: the oldest transition is overwritten
         self.size = min(self.size + 1, self.capacity)
 
-    def sample(self, batch_size: int, generator: torch.Generator = None, device="cpu") -> Batch:
+    def sample(self, batch_size: int, generator: torch.Generator = None) -> Batch:
         idx = torch.randint(self.size, (batch_size,), generator=generator)  # uniform, with replacement
-        return Batch(*(v[idx].to(device) for v in self._views))
+        return Batch(*(v[idx] for v in self._views))
 
     def state_dict(self) -> dict:  # for model.pt: the transitions held (all of them once full) and where to write
         return {"buffer": {name: torch.from_numpy(getattr(self, name)[:self.size]) for name in self.FIELDS},
@@ -548,14 +435,13 @@ class DDPG:
         return {"actor_loss": loss.detach()}
 
     def update(self, batch: Batch, gamma: float, tau: float, step_actor: bool = True,
-               generator: torch.Generator = None, to_host: bool = True) -> dict:
+               generator: torch.Generator = None) -> dict:
         """One DDPG update: critic step, actor step (on the updated critic), soft updates.
 
         step_actor=False (E11, --policy-delay) leaves out the actor step and the soft updates.
-        Returns the numbers that logging and the report read: critic_loss, q_mean (mean
-        Q(s, a) of the minibatch), target_mean (mean y) and, with the actor step, actor_loss;
-        as floats, or with to_host=False as 0-d tensors on the device (the GPU path reads them
-        once per --log-every, not at every update).
+        Returns the numbers that logging and the report read, as 0-d tensors (float(x) reads one):
+        critic_loss, q_mean (mean Q(s, a) of the minibatch), target_mean (mean y) and, with the
+        actor step, actor_loss.
         """
         numbers = self.critic_step(batch, gamma, generator)
         if step_actor:
@@ -563,7 +449,7 @@ class DDPG:
             # E3, after every gradient step: theta' <- tau theta + (1 - tau) theta', same for phi'.
             for target, source in self.target_pairs:
                 soft_update(target, source, tau)
-        return {k: v.item() for k, v in numbers.items()} if to_host else numbers
+        return numbers
 
     NETWORKS = ("actor", "critic", "actor_target", "critic_target", "critic2", "critic2_target")
 
@@ -608,9 +494,13 @@ def evaluate(agent: DDPG, env: gym.Env, episodes: int, seed: int, gamma: float) 
     check, the critic's Q(s0, mu(s0)) at each start state against the discounted return
     the policy then collected (cut where the episode ends or is truncated).
     """
+    # The actor acts from a CPU copy: on the GPU path that is one copy per evaluation instead of
+    # a host-device round trip at every step; on the CPU, the same numbers either way.
+    actor = copy.deepcopy(agent.actor).cpu()
+    act = torch.inference_mode()(lambda obs: actor(torch.as_tensor(obs, dtype=torch.float32).unsqueeze(0))[0].numpy())
     returns, discounted, q_start = [], [], []
     for k in range(episodes):
-        obs0, total, total_discounted = run_episode(env, agent.act, seed + k, gamma)
+        obs0, total, total_discounted = run_episode(env, act, seed + k, gamma)
         s0 = torch.as_tensor(obs0, dtype=torch.float32, device=agent.device).unsqueeze(0)
         with torch.inference_mode():
             q_start.append(agent.critic(s0, agent.actor(s0)).item())
@@ -621,293 +511,16 @@ def evaluate(agent: DDPG, env: gym.Env, episodes: int, seed: int, gamma: float) 
 
 
 # ---------------------------------------------------------------------------------------
-# Checkpoints: written atomically, loaded with weights_only=True (no code is unpickled)
+# The training run: its state in one object, and the loop
 # ---------------------------------------------------------------------------------------
-#
-# Two kinds, one format. A policy checkpoint (best.pt; what --load, --eval-only and
-# --export read) holds the networks, targets, optimizers, config and step. model.pt adds
-# a "run" part, Run.state_dict(): the replay buffer, every random stream and the counters,
-# so that --resume continues the run exactly. model.pt is written at every evaluation, at
-# the end and on a signal; with 10^6 HalfCheetah transitions it is about 170 MB and takes
-# about 0.3 s (README, "What checkpointing costs").
-
-CHECKPOINT_FORMAT = "ddpg.py checkpoint 1"
-CHECKPOINT_KEYS = {"config", "step", "obs_dim", "action_low", "action_high", "actor", "critic", "actor_target",
-                   "critic_target", "actor_optimizer", "critic_optimizer"}
 
 
-class RunStopped(RuntimeError):
-    """The run cannot go on (its model.pt holds it up to the last checkpoint). main() prints it as one line,
-    exit status 1."""
-
-
-class Diverged(RunStopped):
-    """A loss, weight, observation or reward that is not finite."""
-
-
-def check_finite(step: int, numbers: dict, cause: str) -> None:
-    """Stop the run at the first NaN or infinity, naming the step, the quantity and the likely cause."""
-    for name, value in numbers.items():  # math.isfinite for plain numbers: this runs at every step
-        if not (math.isfinite(value) if isinstance(value, (float, int)) else np.isfinite(value).all()):
-            bad = np.ravel(value)[~np.isfinite(np.ravel(value))][0]
-            raise Diverged(f"step {step:,}: {name} is {bad}; {cause}")
-
-
-def diverged_cause(cfg: Config) -> str:
-    return f"the updates diverged: lower --critic-lr ({cfg.critic_lr:g}) and --actor-lr ({cfg.actor_lr:g})"
-
-
-def check_weights(agent: DDPG, cfg: Config, step: int) -> None:
-    for name in ("actor", "critic"):
-        if not all(torch.isfinite(p).all() for p in getattr(agent, name).parameters()):
-            raise Diverged(f"step {step:,}: the {name}'s weights are not finite (no checkpoint written); "
-                           + diverged_cause(cfg))
-
-
-def save_checkpoint(path: Path, agent: DDPG, cfg: Config, step: int, env: gym.Env, **extra) -> None:
-    """Write a checkpoint atomically: a temporary file, flushed to disk, renamed over `path`.
-
-    A kill or a full disk during the write leaves the previous file as it was. Weights
-    that are not finite are never written: the previous checkpoint stays the last good one.
-    """
-    check_weights(agent, cfg, step)
-    data = {"format": CHECKPOINT_FORMAT, "config": asdict(cfg), "step": step,
-            "obs_dim": env.observation_space.shape[0],
-            "action_low": env.action_space.low.tolist(), "action_high": env.action_space.high.tolist(),
-            **agent.state_dict(), **extra}
-    tmp = path.with_name(path.name + ".tmp")
-    try:
-        with open(tmp, "wb") as f:
-            torch.save(data, f)
-            f.flush()
-            os.fsync(f.fileno())  # on disk before the rename, so a power cut cannot leave an empty file
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
-
-
-def load_checkpoint(path, resume: bool = False) -> dict:
-    """Read and check a checkpoint; with resume=True it must also hold a run (model.pt)."""
-    try:  # mmap: tensors are read from the file when used, so a 170 MB buffer costs nothing until then
-        data = torch.load(path, map_location="cpu", weights_only=True, mmap=True)
-    except FileNotFoundError:
-        raise ConfigError(f"checkpoint not found: {path}") from None
-    except IsADirectoryError:
-        raise ConfigError(f"--load wants a file such as {Path(path) / 'model.pt'}, got a folder") from None
-    except Exception as e:
-        raise ConfigError(f"cannot read checkpoint {path}: corrupt or not a ddpg.py checkpoint "
-                          f"({type(e).__name__})") from None
-    if not isinstance(data, dict) or data.get("format") != CHECKPOINT_FORMAT:
-        raise ConfigError(f"{path} is not a ddpg.py checkpoint")
-    missing = CHECKPOINT_KEYS - set(data) or {"env", "hidden_sizes"} - set(data["config"])
-    if missing:
-        raise ConfigError(f"{path} is incomplete: it lacks {', '.join(sorted(missing))}")
-    for name in DDPG.NETWORKS:  # a NaN weight is not a policy: stop here, not after acting with it
-        for key, tensor in data.get(name, {}).items():
-            if tensor.is_floating_point() and not torch.isfinite(tensor).all():
-                raise ConfigError(f"{path} is not a usable policy: {name}.{key} holds NaN or infinite values "
-                                  "(an earlier checkpoint, such as the run's best.pt, may be sound)")
-    if resume and "run" not in data:
-        raise ConfigError(f"{path} holds a policy only, not a run to resume; pass --load {path} to start "
-                          "a new run from it")
-    return data
-
-
-def load_defaults(checkpoint) -> dict:
-    """--load: the checkpoint's env (and its make-arguments), seed, network sizes, learning
-    rates, evaluation episodes and TD3 switches, as defaults. So `--load RUN/best.pt --eval-only`
-    evaluates on the run's own start states and reproduces the return best.pt was saved with,
-    and a run started from a checkpoint goes on learning at its rates unless told otherwise."""
-    saved = load_checkpoint(checkpoint)["config"]
-    names = ("env", "env_kwargs", "seed", "hidden_sizes", "actor_lr", "critic_lr", "eval_episodes", *TD3)
-    return {name: saved[name] for name in names if name in saved}
-
-
-def new_agent(cfg: Config, obs_dim: int, action_low, action_high, device, hidden_sizes=None) -> DDPG:
-    return DDPG(obs_dim, action_low, action_high, hidden_sizes or cfg.hidden_sizes, cfg.actor_lr, cfg.critic_lr,
-                device, cfg.twin_critics, cfg.target_noise, cfg.target_noise_clip)
-
-
-def agent_from_checkpoint(data: dict, path, env: gym.Env, cfg: Config, device) -> DDPG:
-    """Rebuild the agent the checkpoint describes, after checking it fits this environment."""
-    trained_on = data["config"]["env"]
-    fits = (data["obs_dim"] == env.observation_space.shape[0]
-            and np.allclose(data["action_low"], env.action_space.low)
-            and np.allclose(data["action_high"], env.action_space.high))
-    if not fits:
-        raise ConfigError(f"{path} was trained on {trained_on}, whose spaces differ from {cfg.env}'s; "
-                          f"pass --env {trained_on}")
-    agent = new_agent(cfg, data["obs_dim"], data["action_low"], data["action_high"], device,
-                      hidden_sizes=data["config"]["hidden_sizes"])
-    if cfg.twin_critics and "critic2" not in data:
-        raise ConfigError(f"{path} holds one critic; --twin-critics needs a checkpoint saved with two")
-    try:  # the optimizers' state comes back too (Adam's moments)...
-        agent.load_state_dict({k: data[k] for k in agent.state_dict()})
-    except (KeyError, RuntimeError, ValueError) as e:
-        raise ConfigError(f"{path} does not match the networks it describes: {str(e).splitlines()[0]}") from None
-    # ... but the learning rates are cfg's: the run's own on --resume, the checkpoint's on --load
-    # (load_defaults) unless --actor-lr or --critic-lr says otherwise.
-    for optimizer, lr in ((agent.actor_optimizer, cfg.actor_lr), (agent.critic_optimizer, cfg.critic_lr)):
-        for group in optimizer.param_groups:
-            group["lr"] = lr
-    capturable(agent, False)  # a GPU run's graph had it on; on this device GraphedUpdate decides again
-    return agent
-
-
-RESUMABLE = ("total_steps", "threads", "device", "report")  # what --resume may change; the rest is the run's
-
-
-def resume_config(run_dir, **changes) -> Config:
-    """The Config of the run in run_dir, for --resume, with only the RESUMABLE fields changed."""
-    fixed = [f"--{name.replace('_', '-')}" for name in changes if name not in RESUMABLE]
-    if fixed:
-        raise ConfigError(f"--resume continues a run with its own settings; {', '.join(fixed)} cannot change "
-                          "(only --total-steps, --threads, --device and --no-report can)")
-    data = load_checkpoint(Path(run_dir) / "model.pt", resume=True)
-    saved = {f.name: data["config"][f.name] for f in fields(Config) if f.name in data["config"]}
-    return Config(**{**saved, **changes, "resume": str(run_dir), "out": str(run_dir), "load": ""})
-
-
-def export_policy(checkpoint: str, path: str) -> Path:
-    """--export: the actor of a checkpoint, action scaling included, as a torch.export program.
-
-    torch.export.load(path).module() maps a (batch, obs_dim) float32 tensor to actions in
-    the environment's bounds, with no ddpg.py (nor gymnasium) needed to run it.
-    """
-    data = load_checkpoint(checkpoint)
-    actor = Actor(data["obs_dim"], data["action_low"], data["action_high"], data["config"]["hidden_sizes"])
-    try:
-        actor.load_state_dict(data["actor"])
-    except RuntimeError as e:
-        raise ConfigError(f"{checkpoint} does not match the networks it describes: {str(e).splitlines()[0]}") from None
-    example = torch.zeros(2, data["obs_dim"])  # any batch size works: the first dimension is dynamic
-    program = torch.export.export(actor.eval(), (example,), dynamic_shapes=({0: torch.export.Dim("batch")},))
-    path = Path(path)
-    tmp = path.with_name(f".{path.name}.tmp.pt2")  # torch.export wants the .pt2 ending, or it warns
-    try:
-        torch.export.save(program, tmp)
-        os.replace(tmp, path)
-    except OSError as e:
-        tmp.unlink(missing_ok=True)
-        raise ConfigError(f"cannot write {path}: {e.strerror or e}") from None
-    return path
-
-
-# ---------------------------------------------------------------------------------------
-# The GPU path (--device cuda): replay buffer in device memory, the update in a CUDA graph
-# ---------------------------------------------------------------------------------------
-#
-# A DDPG update on small networks is about a hundred tiny kernels. Launched one by one from
-# Python, with the minibatch copied from host memory and four numbers read back (each a wait
-# for the GPU), the GPU sits idle most of the time and is slower than one CPU core. Here the
-# transitions live on the GPU, the minibatch is drawn there, and the whole update (draw,
-# E6-E11, Adam, E3) is recorded once as a CUDA graph and replayed as one launch. The numbers
-# stay on the device until the log reads them, once per --log-every. The CPU path does none
-# of this: a CPU reader can skip this section.
-
-
-class DeviceReplayBuffer(ReplayBuffer):
-    """E4 on the GPU: each transition one row of one device tensor, so a minibatch is drawn and
-    gathered on the device with no copy from the host. model.pt stores it as the CPU buffer does."""
-
-    def __init__(self, obs_dim: int, action_dim: int, capacity: int, device):
-        self.capacity, self.pos, self.size = capacity, 0, 0
-        self.widths = [obs_dim, action_dim, 1, obs_dim, 1]  # s, a, r, s2, terminated
-        self.data = torch.zeros(capacity, sum(self.widths), device=device)
-        self.filled = torch.zeros((), dtype=torch.float64, device=device)  # self.size, where the graph reads it
-
-    def add(self, s, a, r, s2, terminated) -> None:
-        row = np.concatenate([np.ravel(s), np.ravel(a), [r], np.ravel(s2), [terminated]]).astype(np.float32)
-        self.data[self.pos].copy_(torch.from_numpy(row))  # one host-to-device copy per step
-        self.pos = (self.pos + 1) % self.capacity
-        if self.size < self.capacity:
-            self.size += 1
-            self.filled.fill_(self.size)  # a device-side write: no wait
-
-    def sample(self, batch_size: int, generator: torch.Generator = None, device=None) -> Batch:
-        """Uniform indices drawn on the device, from its default generator (which a CUDA graph can
-        replay; `generator`, the CPU path's, is not used here)."""
-        idx = (torch.rand(batch_size, dtype=torch.float64, device=self.data.device) * self.filled).long()
-        s, a, r, s2, terminated = self.data[idx].split(self.widths, dim=1)
-        return Batch(s, a, r.squeeze(1), s2, terminated.squeeze(1))
-
-    def state_dict(self) -> dict:
-        parts = [part.contiguous() for part in self.data[:self.size].cpu().split(self.widths, dim=1)]
-        parts[2], parts[4] = parts[2].squeeze(1), parts[4].squeeze(1)
-        return {"buffer": dict(zip(self.FIELDS, parts)), "buffer_pos": self.pos}
-
-    def load_state_dict(self, state: dict) -> None:
-        b = state["buffer"]
-        n = len(b["r"])
-        self.data[:n] = torch.cat([b["s"], b["a"], b["r"][:, None], b["s2"], b["terminated"][:, None]], 1).to(self.data)
-        self.size, self.pos = n, state["buffer_pos"]
-        self.filled.fill_(n)
-
-
-def capturable(agent: DDPG, on: bool) -> None:
-    """Adam may step inside a CUDA graph only when told so; fused Adam keeps its step count on
-    the GPU already, so the flag can change once warm-up is done (and must be off on a CPU)."""
-    for optimizer in (agent.actor_optimizer, agent.critic_optimizer):
-        for group in optimizer.param_groups:
-            group["capturable"] = on
-
-
-class GraphedUpdate:
-    """One call, one update: minibatch draw plus DDPG.update, captured in a CUDA graph on first
-    use (one graph with the actor step, one without it for --policy-delay) and replayed after.
-
-    The first WARMUP calls of each kind run eagerly on a side stream (cuBLAS and autograd set
-    themselves up lazily, which a capture must not see). Each call returns the minibatch's
-    states and the update's numbers as 0-d device tensors; a replay overwrites them in place.
-    Off a GPU, or if a capture fails, every call runs eagerly: the same update, launched from Python.
-    """
-
-    WARMUP = 3
-
-    def __init__(self, agent: DDPG, buffer: DeviceReplayBuffer, cfg: Config):
-        self.agent, self.buffer, self.cfg = agent, buffer, cfg
-        self.capture = agent.device.type == "cuda"
-        self.graphs, self.outputs, self.calls = {}, {}, {True: 0, False: 0}
-
-    def eager(self, step_actor: bool) -> tuple:
-        batch = self.buffer.sample(self.cfg.batch_size)
-        return batch.s, self.agent.update(batch, self.cfg.gamma, self.cfg.tau, step_actor, to_host=False)
-
-    def __call__(self, step_actor: bool) -> tuple:
-        if step_actor in self.graphs:
-            self.graphs[step_actor].replay()
-            return self.outputs[step_actor]
-        if not self.capture:
-            return self.eager(step_actor)
-        self.calls[step_actor] += 1
-        if self.calls[step_actor] <= self.WARMUP:
-            capturable(self.agent, False)  # (a graph already captured keeps what it recorded)
-            side = torch.cuda.Stream()
-            side.wait_stream(torch.cuda.current_stream())
-            with torch.cuda.stream(side):
-                out = self.eager(step_actor)
-            torch.cuda.current_stream().wait_stream(side)
-            return out
-        try:
-            capturable(self.agent, True)
-            graph = torch.cuda.CUDAGraph()
-            with torch.cuda.graph(graph):
-                out = self.eager(step_actor)  # recorded, not run
-        except Exception as e:  # an old driver, an op that cannot be captured: go on without the graph
-            warn(f"capturing the update in a CUDA graph failed ({type(e).__name__}: {str(e).splitlines()[0][:120]});"
-                 " the GPU path goes on without one, slower")
-            self.capture = False
-            capturable(self.agent, False)
-            return self.eager(step_actor)
-        self.graphs[step_actor], self.outputs[step_actor] = graph, out
-        graph.replay()  # this call's update
-        return out
-
-
-# ---------------------------------------------------------------------------------------
-# The training run: everything a checkpoint carries, in one object
-# ---------------------------------------------------------------------------------------
+def sample_and_update(agent: DDPG, buffer: ReplayBuffer, cfg: Config, generator, step_actor: bool) -> tuple:
+    """E4, then E6-E11 and E3: one update on a uniform minibatch, drawn with `generator`.
+    Returns the minibatch's states (the report's saturation panel reads them) and the update's
+    numbers. The GPU path (Part B) runs this same function, captured in a CUDA graph."""
+    batch = buffer.sample(cfg.batch_size, generator)
+    return batch.s, agent.update(batch, cfg.gamma, cfg.tau, step_actor, generator)
 
 
 class Run:
@@ -916,7 +529,6 @@ class Run:
     The agent (networks, targets, optimizers), the replay buffer, every random stream
     (rng: warm-up actions and noise; sampler: minibatch indices and E10's target noise; the
     training environment's own generator: its resets), the OU noise state and the counters.
-    With --device cuda the buffer and the update are the GPU path's (its section, above).
     collect() takes one environment step, learn() one update; train() drives the two.
     """
 
@@ -924,15 +536,14 @@ class Run:
         self.cfg, self.env, self.agent = cfg, env, agent
         self.low, self.high = env.action_space.low, env.action_space.high
         self.sigma = cfg.noise_std * (self.high - self.low) / 2  # E5: noise std relative to the half-range
-        dims = env.observation_space.shape[0], env.action_space.shape[0], cfg.buffer_size
-        self.graphed = None  # the GPU path's update, GraphedUpdate
-        if agent.device.type == "cuda":
-            self.buffer = DeviceReplayBuffer(*dims, agent.device)
-            self.graphed = GraphedUpdate(agent, self.buffer, cfg)
-        else:
-            self.buffer = ReplayBuffer(*dims)
         self.rng = np.random.default_rng(cfg.seed)  # random warm-up actions and exploration noise
         self.sampler = torch.Generator().manual_seed(cfg.seed)  # minibatch indices (and E10's noise)
+        dims = env.observation_space.shape[0], env.action_space.shape[0], cfg.buffer_size
+        if agent.device.type == "cuda":  # the GPU path (Part B): buffer on the device, the update in a graph
+            self.buffer, self.update = gpu_path(agent, cfg, *dims)
+        else:
+            self.buffer = ReplayBuffer(*dims)
+            self.update = functools.partial(sample_and_update, agent, self.buffer, cfg, self.sampler)
         self.reset_seed = cfg.seed  # the first reset seeds the environment; later ones draw from its generator
         self.noise_x = np.zeros(self.low.shape)  # the OU process's state x_t (E5)
         self.step, self.updates = step, 0
@@ -941,7 +552,7 @@ class Run:
         self.best = None  # (eval_return, step) of the best evaluation so far
         self.elapsed = 0.0  # seconds of training before this process (for metrics' `time`)
         self.stop_signal = None  # set by a signal handler; the loop stops before the next step
-        self.numbers, self.last_s = {}, None  # the latest update's numbers and minibatch states
+        self.numbers, self.last_s = {}, None  # the latest update's numbers (0-d tensors) and minibatch states
         # what check_finite says is the likely cause, made once (the checks run at every step)
         self.env_cause = f"{cfg.env} produced it from a finite action: the environment, not the learning, is at fault"
         self.update_cause = diverged_cause(cfg)
@@ -964,7 +575,8 @@ class Run:
             else:
                 eps = gaussian_noise(self.sigma, self.rng)
             mu = self.agent.act(self.obs)
-            # A non-finite action is the learning's fault: stop before the environment sees it (and is blamed).
+            # A non-finite action is the learning's fault: stop before the environment sees it (and is
+            # blamed). It is also where a diverged update is caught, one step after it.
             check_finite(self.step, {"the actor's action mu(s)": mu}, self.update_cause)
             action = add_exploration_noise(mu, eps, self.low, self.high)
         action = action.astype(np.float32)
@@ -986,37 +598,13 @@ class Run:
         self.obs, self.episode_return, self.episode_length = None, 0.0, 0
         return episode
 
-    def learn(self) -> dict:
-        """One update on a uniform minibatch; the numbers of the latest ones (actor_loss from the
-        last actor step), checked to be finite on the CPU path (on the GPU path, by logged_numbers)."""
+    def learn(self) -> None:
+        """One update (E6-E11, E3) on a uniform minibatch (E4). The numbers stay 0-d tensors until
+        the log line reads them (and checks they are finite): on a GPU, reading one is a wait."""
         step_actor = (self.updates + 1) % self.cfg.policy_delay == 0  # E11: every update unless --policy-delay
         self.updates += 1
-        if self.graphed:
-            s, numbers = self.graphed(step_actor)
-        else:
-            batch = self.buffer.sample(self.cfg.batch_size, self.sampler, self.agent.device)
-            numbers = self.agent.update(batch, self.cfg.gamma, self.cfg.tau, step_actor, self.sampler)  # E10's eps too
-            check_finite(self.step, numbers, self.update_cause)
-            s = batch.s
-        self.numbers, self.last_s = {**self.numbers, **numbers}, s
-        return self.numbers
-
-    def logged_numbers(self) -> dict:
-        """The latest numbers as floats, with the actor's saturation: on the GPU path the one read
-        from the device per --log-every, and where they are checked to be finite."""
-        numbers = self.numbers
-        if self.graphed:
-            numbers = dict(zip(numbers, torch.stack(list(numbers.values())).tolist()))
-            check_finite(self.step, numbers, self.update_cause)
-        return {**numbers, "action_at_bound": self.saturation()}
-
-    def saturation(self) -> float:
-        """The share of mu(s)'s components, over the last minibatch, within 1% of the action range
-        from a bound. tanh is flat there: the actor's gradient vanishes, and it can hardly come back."""
-        with torch.inference_mode():
-            a = self.agent.actor(self.last_s)
-        near = torch.minimum(a - self.agent.action_low, self.agent.action_high - a)
-        return round((near < 0.01 * (self.agent.action_high - self.agent.action_low)).float().mean().item(), 4)
+        self.last_s, numbers = self.update(step_actor)
+        self.numbers = {**self.numbers, **numbers}  # actor_loss stays that of the last actor step
 
     def state_dict(self) -> dict:
         """The "run" part of model.pt. The buffer is stored up to its size (and whole once full)."""
@@ -1042,37 +630,384 @@ class Run:
         self.elapsed = state["elapsed"]
 
 
-STOP_SIGNALS = tuple(getattr(signal, name) for name in ("SIGINT", "SIGTERM", "SIGHUP") if hasattr(signal, name))
+def train(cfg: Config, quiet: bool = False) -> dict:
+    """Train DDPG as `cfg` says, or continue the run in cfg.resume (see resume_config).
 
-
-@contextlib.contextmanager
-def stop_on_signals(run: Run):
-    """Ctrl-C (SIGINT), SIGTERM (kill, docker stop, a cluster's preemption) and SIGHUP (a
-    closed terminal) ask the run to stop: it ends the step it is in, saves model.pt and the
-    report, and exits with 128 + the signal's number. The handler only sets a flag, so a
-    signal never lands in the middle of an update or a write, and a second one during the
-    save changes nothing.
+    Returns the agent, the buffer, the run folder, the final and the best evaluation.
+    Raises ConfigError on bad input, before any training step, Diverged when a loss, weight,
+    observation or reward stops being finite (no checkpoint is written then), and RunStopped
+    when metrics.jsonl cannot be written.
     """
-    if threading.current_thread() is not threading.main_thread():  # only the main thread may set handlers
-        yield
-        return
-
-    def handler(signum, frame):
-        run.stop_signal = run.stop_signal or signum
-
-    # A signal that is ignored stays ignored: `nohup` ignores SIGHUP, and a shell's background
-    # jobs ignore SIGINT, so that closing the terminal or Ctrl-C elsewhere does not stop them.
-    previous = {sig: signal.signal(sig, handler) for sig in STOP_SIGNALS if signal.getsignal(sig) != signal.SIG_IGN}
+    # Part B: every check on the input, the environments, the agent (new, --load or --resume),
+    # the run folder and its first lines; probes are fixed states whose actions the report follows.
+    run, eval_env, probes, folder = start_run(cfg, quiet)
+    last_eval = None
     try:
-        yield
+        with stop_on_signals(run):  # a signal only sets run.stop_signal: the loop ends after this step
+            while run.step < cfg.total_steps and not run.stop_signal:
+                episode = run.collect()  # act with mu(s) + noise (E5), store the transition (E4)
+                if episode:
+                    folder.log(episode)
+                if run.step > cfg.learning_starts and run.buffer.size >= cfg.batch_size:
+                    run.learn()  # E6-E11, E3
+                if run.step % cfg.log_every == 0 or run.step == cfg.total_steps:
+                    folder.progress(last_eval)  # the update's numbers in metrics.jsonl, a progress line
+                if run.step % cfg.eval_every == 0 or run.step == cfg.total_steps:
+                    last_eval = evaluate_and_save(run, eval_env, probes, folder)
+            if run.stop_signal:  # save what there is, without an evaluation: a signal wants a quick exit
+                folder.say(f"\n{signal.Signals(run.stop_signal).name} at step {run.step:,}; saving")
+                saved = folder.checkpoint()
+            else:
+                if last_eval is None:  # resumed at or past --total-steps: evaluate what was loaded
+                    last_eval = evaluate_and_save(run, eval_env, probes, folder)
+                saved = last_eval["saved"]
+    except Diverged:
+        folder.report()  # the report shows the run up to the divergence
+        raise
     finally:
-        for sig, old in previous.items():
-            signal.signal(sig, old)
+        folder.close()
+        run.env.close()
+        eval_env.close()
+    return folder.finish(last_eval, saved)
+
+
+def evaluate_and_save(run: Run, eval_env: gym.Env, probes: torch.Tensor, folder) -> dict:
+    """Evaluate mu(s) without noise, log it and the actions at the probe states, keep the best
+    policy in best.pt, and checkpoint the run in model.pt (with report.html)."""
+    cfg, agent = run.cfg, run.agent
+    check_weights(agent, cfg, run.step)  # before acting with them in the environment
+    result = evaluate(agent, eval_env, cfg.eval_episodes, cfg.seed + EVAL_SEED_OFFSET, cfg.gamma)
+    check_finite(run.step, {"the evaluation return": result["eval_return"]}, run.env_cause)
+    check_finite(run.step, {"the critic's Q(s0, mu(s0))": result["q_start"]}, run.update_cause)
+    with torch.inference_mode():
+        probe_actions = agent.actor(probes).cpu().tolist()
+    folder.log({"step": run.step, "eval_return": result["eval_return"], "q_start": result["q_start"],
+                "mc_return": result["mc_return"], "probe_actions": probe_actions})
+    if run.best is None or result["eval_return"] > run.best[0]:
+        run.best = (result["eval_return"], run.step)
+        folder.save("best.pt", eval_return=result["eval_return"])
+    result["saved"] = folder.checkpoint()
+    return result
+
+
+# =======================================================================================
+# The algorithm is complete above this line. Part B below is machinery a reader may skip:
+# input checks and environments, the run folder (lock, metrics, atomic writes, progress,
+# signals), checkpoints, resume and export, the GPU path, report.html, the command line.
+# =======================================================================================
 
 
 # ---------------------------------------------------------------------------------------
-# Training loop
+# Input checks and environments: what can fail on bad input fails here, before the first step
 # ---------------------------------------------------------------------------------------
+
+
+def parse_env_kwarg(text: str) -> tuple:
+    """--env-kwargs KEY:VALUE -> (KEY, VALUE), the value a Python literal (False, 0.5, 'x') or else a string."""
+    key, sep, value = text.partition(":")
+    if not (sep and key.isidentifier()):
+        raise argparse.ArgumentTypeError(f"--env-kwargs wants KEY:VALUE, got {text!r}")
+    try:
+        return key, ast.literal_eval(value)
+    except (ValueError, SyntaxError):
+        return key, value
+
+
+def algorithm_name(cfg: Config) -> str:
+    """"DDPG", "TD3", or DDPG with the TD3 switches that are on, for the first lines and the report."""
+    switches = [name for name, on in (("twin critics", cfg.twin_critics), ("target smoothing", cfg.target_noise > 0),
+                                      ("policy delay", cfg.policy_delay > 1)) if on]
+    if not switches:
+        return "DDPG"
+    if len(switches) == 3 and all(getattr(cfg, k) == v for k, v in TD3.items()):
+        return "TD3"
+    return "DDPG + " + " + ".join(switches)
+
+
+def preset_for(env_id: str) -> str:
+    """The PRESETS family of an environment id, or "" (Pendulum's defaults) if it has none."""
+    try:
+        entry_point = str(gym.spec(env_id).entry_point)
+    except Exception:  # unknown or not yet importable: make_env() says what is wrong
+        return ""
+    return "mujoco" if entry_point.startswith("gymnasium.envs.mujoco") else ""
+
+
+def default_threads(hidden_sizes) -> int:
+    """--threads when not given, measured per network size (README: choosing --threads). At
+    64-64 an update is many small kernels and a second thread buys nothing; at 256-256 and
+    400-300 the matrix multiplies dominate and two threads make it 1.4-1.6 times faster."""
+    return 1 if max(hidden_sizes, default=0) < 256 else min(2, os.cpu_count() or 1)
+
+
+class ConfigError(ValueError):
+    """Bad input that the user can fix. main() prints it as one line and exits with 2."""
+
+
+def check_config(cfg: Config) -> None:
+    """Reject values that cannot work, before anything is built."""
+    positive = ["total_steps", "buffer_size", "batch_size", "eval_every", "eval_episodes", "log_every"]
+    for name in positive:
+        if getattr(cfg, name) <= 0:
+            raise ConfigError(f"--{name.replace('_', '-')} must be positive, got {getattr(cfg, name)}")
+    for name in ["learning_starts", "probe_states", "threads"]:
+        if getattr(cfg, name) < 0:
+            raise ConfigError(f"--{name.replace('_', '-')} must be >= 0, got {getattr(cfg, name)}")
+    if not (0 < cfg.tau <= 1):
+        raise ConfigError(f"--tau must be in (0, 1], got {cfg.tau}")
+    if not (0 <= cfg.gamma < 1):
+        raise ConfigError(f"--gamma must be in [0, 1), got {cfg.gamma}")
+    for name in ["actor_lr", "critic_lr"]:
+        if not (getattr(cfg, name) > 0 and math.isfinite(getattr(cfg, name))):
+            raise ConfigError(f"--{name.replace('_', '-')} must be a positive number, got {getattr(cfg, name)}")
+    if not (cfg.noise_std >= 0 and math.isfinite(cfg.noise_std)):
+        raise ConfigError(f"--noise-std must be >= 0, got {cfg.noise_std}")
+    if not (0 <= cfg.target_noise < math.inf and 0 <= cfg.target_noise_clip < math.inf):
+        raise ConfigError(f"--target-noise and --target-noise-clip must be >= 0, got {cfg.target_noise} and "
+                          f"{cfg.target_noise_clip}")
+    if cfg.policy_delay < 1:
+        raise ConfigError(f"--policy-delay must be at least 1 (1: DDPG), got {cfg.policy_delay}")
+    if not (0 <= cfg.ou_theta <= 1):
+        raise ConfigError(f"--ou-theta must be in [0, 1] (it is a per-step rate, dt = 1), got {cfg.ou_theta}")
+    if any(h <= 0 for h in cfg.hidden_sizes):
+        raise ConfigError(f"--hidden-sizes must all be positive, got {list(cfg.hidden_sizes)}")
+    if cfg.batch_size > cfg.buffer_size:
+        raise ConfigError(f"--batch-size {cfg.batch_size} is larger than --buffer-size {cfg.buffer_size}")
+    if cfg.eval_only and not cfg.load:
+        raise ConfigError("--eval-only needs --load CHECKPOINT")
+    if cfg.resume and (cfg.load or cfg.eval_only):
+        raise ConfigError("--resume continues a run; --load starts a new one from a checkpoint: pass one of them")
+    if cfg.learning_starts >= cfg.total_steps and not (cfg.eval_only or cfg.load or cfg.resume):
+        raise ConfigError(f"--learning-starts {cfg.learning_starts} >= --total-steps {cfg.total_steps}: nothing would be learned")
+
+
+def resolve_device(name: str) -> tuple:
+    """The device to train on, and why (the first lines of a run say both)."""
+    if name == "cuda" and not torch.cuda.is_available():
+        raise ConfigError("--device cuda: this PyTorch cannot see a CUDA GPU; use --device cpu")
+    if name != "auto":
+        return torch.device(name), f"--device {name}"
+    if torch.cuda.is_available():  # until a measurement on a real GPU shows the GPU path faster
+        return torch.device("cpu"), ("--device auto: the CPU, as the GPU path is not yet measured faster here "
+                                     "(README); --device cuda uses the GPU")
+    return torch.device("cpu"), "--device auto: no CUDA GPU visible"
+
+
+def make_env(env_id: str, env_kwargs: dict = None) -> gym.Env:
+    """gym.make, plus the checks DDPG needs: a flat Box observation, a bounded Box action."""
+    try:
+        env = gym.make(env_id, **(env_kwargs or {}))
+    except gym.error.DependencyNotInstalled as e:  # e.g. a MuJoCo task without the mujoco package
+        extra = "mujoco" if preset_for(env_id) == "mujoco" else None
+        how = f'pip install "gymnasium[{extra}]=={gym.__version__}"' if extra else str(e).splitlines()[0]
+        raise ConfigError(f"cannot make environment {env_id!r}: a package it needs is missing; {how}") from None
+    except Exception as e:  # unknown id, missing module, ...
+        raise ConfigError(f"cannot make environment {env_id!r}: {str(e).splitlines()[0]}") from None
+    act, obs = env.action_space, env.observation_space
+    if not isinstance(act, gym.spaces.Box):
+        env.close()
+        raise ConfigError(f"{env_id} has a {type(act).__name__} action space; DDPG needs a continuous Box")
+    if len(act.shape) != 1 or not (np.isfinite(act.low).all() and np.isfinite(act.high).all()):
+        env.close()
+        raise ConfigError(f"{env_id}: DDPG needs a 1-D action Box with finite bounds, got {act}")
+    if not isinstance(obs, gym.spaces.Box) or len(obs.shape) != 1:
+        env.close()
+        raise ConfigError(f"{env_id} has observation space {obs}; this script needs a flat (1-D) Box "
+                          "(wrap it, e.g. with gymnasium.wrappers.FlattenObservation)")
+    return env
+
+
+# ---------------------------------------------------------------------------------------
+# The run folder: its lock, metrics.jsonl, checkpoints and report, the progress lines, signals
+# ---------------------------------------------------------------------------------------
+
+
+def start_run(cfg: Config, quiet: bool = False) -> tuple:
+    """Everything train() needs before its first step: the checks and the agent (setup), the Run
+    (--resume: restored from model.pt), the probe states, and the run folder with its first
+    record and lines. Returns run, eval_env, probes and the RunFolder."""
+    run_dir = Path(cfg.resume) if cfg.resume else new_run_dir(cfg)
+    env, eval_env, agent, data, lock = setup(cfg, run_dir)  # lock: this process alone writes run_dir
+    run = Run(cfg, env, agent, step=data["step"] if data else 0)
+    if cfg.resume:
+        run.load_state_dict(data["run"])
+        keep_metrics_until(run_dir / "metrics.jsonl", run.step)
+    del data  # with --resume it maps the old buffer, now copied
+    probes = np.array([eval_env.reset(seed=cfg.seed + PROBE_SEED_OFFSET + i)[0] for i in range(cfg.probe_states)],
+                      dtype=np.float32).reshape(cfg.probe_states, env.observation_space.shape[0])  # 0 probes is fine
+    probes = torch.as_tensor(probes, device=agent.device)
+    folder = RunFolder(run_dir, lock, run, quiet)
+    if cfg.resume:
+        folder.log({"step": run.step, "resumed": True, "total_steps": cfg.total_steps})
+    else:
+        folder.log({"step": run.step, "env": cfg.env, "algorithm": algorithm_name(cfg), "gamma": cfg.gamma,
+                    "preset": preset_for(cfg.env), "config": asdict(cfg),
+                    "max_episode_steps": env.spec.max_episode_steps if env.spec else None,
+                    "probe_states": probes.cpu().tolist()})
+    folder.say(f"{'resuming' if cfg.resume else 'training'} {algorithm_name(cfg)} on {cfg.env} "
+               f"{f'at step {run.step:,} ' if cfg.resume else ''}"
+               f"for {cfg.total_steps:,} steps on {agent.device} ({resolve_device(cfg.device)[1]}); run folder {run_dir}")
+    folder.say(settings_line(cfg))
+    return run, eval_env, probes, folder
+
+
+class RunFolder:
+    """What a run writes and prints: metrics.jsonl (line-buffered, so a killed run keeps its lines),
+    model.pt and best.pt, report.html, and the progress lines. Holds the folder's lock (lock_run_dir)
+    until close()."""
+
+    def __init__(self, run_dir: Path, lock, run: Run, quiet: bool = False):
+        self.dir, self.lock, self.run, self.cfg = run_dir, lock, run, run.cfg
+        self.say = (lambda *a: None) if quiet else progress
+        self.metrics = open(run_dir / "metrics.jsonl", "a", buffering=1)
+        self.start = time.perf_counter() - run.elapsed
+        self.last_log_time, self.last_log_step = time.perf_counter(), run.step
+
+    def log(self, record: dict) -> None:
+        """One line of metrics.jsonl, strict JSON: check_finite has stopped the run before any NaN gets here."""
+        try:
+            self.metrics.write(json.dumps({**record, "time": round(time.perf_counter() - self.start, 4)},
+                                          allow_nan=False) + "\n")
+        except OSError as e:  # a full disk: stop, rather than train on with a log full of holes
+            raise RunStopped(f"cannot write {self.dir / 'metrics.jsonl'} at step {self.run.step:,} "
+                             f"({e.strerror or e}); model.pt holds the run up to its last checkpoint: fix that, "
+                             f"then --resume {self.dir}") from None
+
+    def progress(self, last_eval) -> None:
+        """Every --log-every steps: the latest update's numbers (read from the device here, once, and
+        checked to be finite) into metrics.jsonl, and one printed line with the speed and time left."""
+        run, cfg, now = self.run, self.cfg, time.perf_counter()
+        sps = (run.step - self.last_log_step) / max(now - self.last_log_time, 1e-9)
+        self.last_log_time, self.last_log_step = now, run.step
+        if run.numbers:
+            numbers = dict(zip(run.numbers, torch.stack(list(run.numbers.values())).tolist()))
+            check_finite(run.step, numbers, run.update_cause)
+            self.log({"step": run.step, **numbers, "action_at_bound": saturation(run.agent, run.last_s),
+                      "updates": run.updates, "sps": round(sps, 1)})
+        left = int((cfg.total_steps - run.step) / max(sps, 1e-9))  # at the current (learning) speed
+        recent = f"{np.mean(run.recent_returns):8.1f}" if run.recent_returns else f"{'-':>8}"
+        evaluated = f"{last_eval['eval_return']:8.1f}" if last_eval else f"{'-':>8}"
+        self.say(f"step {run.step:>9,}/{cfg.total_steps:,} | {sps:6.0f} steps/s | return (last 10 episodes) "
+                 f"{recent} | last eval {evaluated} | {f'{left // 60}:{left % 60:02d}' if run.numbers else '--:--'}"
+                 " left")
+
+    def save(self, name: str, **extra) -> bool:
+        """A checkpoint (best.pt, model.pt) in the folder; a failed write is a warning, and training goes on."""
+        try:
+            save_checkpoint(self.dir / name, self.run.agent, self.cfg, self.run.step, self.run.env, **extra)
+            return True
+        except OSError as e:  # e.g. a full disk: the previous file is intact
+            warn(f"could not write {self.dir / name} at step {self.run.step:,} ({e.strerror or e}); "
+                 "the previous one is intact")
+            return False
+
+    def checkpoint(self) -> bool:
+        """model.pt with the whole run (for --resume), then the report."""
+        self.run.elapsed = time.perf_counter() - self.start
+        saved = self.save("model.pt", run=self.run.state_dict())
+        self.report()
+        return saved
+
+    def report(self) -> None:
+        if not self.cfg.report:
+            return
+        try:
+            write_report([self.dir], self.dir / "report.html")
+        except ConfigError as e:  # a page that cannot be written is not worth the run: say so, train on
+            warn(f"{e} at step {self.run.step:,}; training goes on")
+
+    def close(self) -> None:
+        with contextlib.suppress(OSError):  # after a failed write, closing fails again: said already
+            self.metrics.close()
+        self.lock.close()
+
+    def finish(self, last_eval, saved: bool) -> dict:
+        """The closing lines, and what train() returns."""
+        run, cfg = self.run, self.cfg
+        if run.stop_signal:
+            self.say(f"stopped at step {run.step:,}; " + (f"continue with: python ddpg.py --resume {self.dir}"
+                                                           if saved else "model.pt could not be written (see above)"))
+        else:
+            self.say(f"final evaluation: mean return {last_eval['eval_return']:.1f} over {cfg.eval_episodes} "
+                     f"episodes at step {run.step:,}")
+        if run.best:
+            self.say(f"best evaluation: mean return {run.best[0]:.1f} at step {run.best[1]:,} (best.pt)")
+        self.say(f"run folder: {self.dir}  (metrics.jsonl, model.pt, best.pt{', report.html' if cfg.report else ''})")
+        return {"agent": run.agent, "buffer": run.buffer, "run_dir": self.dir, "steps": run.step,
+                "signal": run.stop_signal, "saved": saved, "best": run.best,
+                "final_eval_return": last_eval and last_eval["eval_return"],
+                "final_eval_returns": last_eval and last_eval["eval_returns"]}
+
+
+def saturation(agent: DDPG, s: torch.Tensor) -> float:
+    """The share of mu(s)'s components, over the minibatch states s, within 1% of the action range
+    from a bound. tanh is flat there: the actor's gradient vanishes, and it can hardly come back."""
+    with torch.inference_mode():
+        a = agent.actor(s)
+    near = torch.minimum(a - agent.action_low, agent.action_high - a)
+    return round((near < 0.01 * (agent.action_high - agent.action_low)).float().mean().item(), 4)
+
+
+def write_atomically(path: Path, write, sync: bool = False) -> None:
+    """write(f) into a temporary file beside `path`, then rename it over `path`: a kill or a full disk
+    during the write leaves the previous file as it was, and a reader never sees half a file. With
+    sync, the bytes are on disk before the rename, so a power cut cannot leave an empty file."""
+    tmp = path.with_name(path.name + ".tmp")
+    try:
+        with open(tmp, "wb") as f:
+            write(f)
+            if sync:
+                f.flush()
+                os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            tmp.unlink(missing_ok=True)
+        raise
+
+
+def metrics_lines(path: Path):
+    """(line number, line, record) for each line of a metrics.jsonl; record is None for a line that is
+    not a JSON object with a numeric "step" (DAMAGED says so)."""
+    with open(path) as f:
+        for n, line in enumerate(f, 1):
+            try:
+                record = json.loads(line)
+            except ValueError:
+                record = None
+            ok = isinstance(record, dict) and isinstance(record.get("step"), (int, float))
+            yield n, line, record if ok else None
+
+
+DAMAGED = "not a JSON object with a numeric 'step'"
+
+
+def read_metrics(run_dir) -> tuple:
+    """The records of run_dir/metrics.jsonl, and a message for each line that is not one."""
+    path = Path(run_dir) / "metrics.jsonl"
+    records, problems = [], []
+    for n, _, record in metrics_lines(path):
+        if record is None:
+            problems.append(f"{path}:{n}: {DAMAGED}; skipped")
+        else:
+            records.append(record)
+    return records, problems
+
+
+def keep_metrics_until(path: Path, step: int) -> None:
+    """On --resume, drop what a killed process logged after its last checkpoint: the
+    resumed run logs those steps again. A damaged line is named and kept as it is."""
+    lines, kept = [], []
+    for n, line, record in (metrics_lines(path) if path.exists() else []):
+        lines.append(line)
+        if not line.endswith("\n"):  # an unfinished last line: a write the kill cut short
+            continue
+        if record is None:
+            warn(f"{path}:{n}: {DAMAGED}; kept as it is")
+        if record is None or record["step"] <= step:
+            kept.append(line)
+    if kept != lines:
+        write_atomically(path, lambda f: f.write("".join(kept).encode()))
 
 
 def new_run_dir(cfg: Config) -> Path:
@@ -1126,6 +1061,219 @@ def lock_run_dir(path: Path):
     return f
 
 
+def progress(*parts) -> None:
+    """print, flushed (so `| tee log` shows it live), and harmless if the reader went away."""
+    try:
+        print(*parts, flush=True)
+    except BrokenPipeError:  # e.g. `python ddpg.py | head`: keep training, stop printing
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+
+
+def warn(message: str) -> None:
+    print(f"ddpg.py: warning: {message}", file=sys.stderr, flush=True)
+
+
+def settings_line(cfg: Config) -> str:
+    preset = preset_for(cfg.env)
+    return (f"settings ({f'{preset} preset' if preset else 'defaults'}, then flags): "
+            f"hidden {' '.join(map(str, cfg.hidden_sizes))} | batch {cfg.batch_size} | "
+            f"lr actor {cfg.actor_lr:g} critic {cfg.critic_lr:g} | gamma {cfg.gamma} | tau {cfg.tau} | "
+            f"noise {cfg.noise} {cfg.noise_std:g} | random steps {cfg.learning_starts:,} | "
+            f"eval every {cfg.eval_every:,} | threads {cfg.threads}"
+            + (f" | twin critics {cfg.twin_critics} | target noise {cfg.target_noise:g} clip {cfg.target_noise_clip:g}"
+               f" | policy delay {cfg.policy_delay}" if algorithm_name(cfg) != "DDPG" else "")
+            + (f" | env kwargs {cfg.env_kwargs}" if cfg.env_kwargs else ""))
+
+
+STOP_SIGNALS = tuple(getattr(signal, name) for name in ("SIGINT", "SIGTERM", "SIGHUP") if hasattr(signal, name))
+
+
+@contextlib.contextmanager
+def stop_on_signals(run: Run):
+    """Ctrl-C (SIGINT), SIGTERM (kill, docker stop, a cluster's preemption) and SIGHUP (a
+    closed terminal) ask the run to stop: it ends the step it is in, saves model.pt and the
+    report, and exits with 128 + the signal's number. The handler only sets a flag, so a
+    signal never lands in the middle of an update or a write, and a second one during the
+    save changes nothing.
+    """
+    if threading.current_thread() is not threading.main_thread():  # only the main thread may set handlers
+        yield
+        return
+
+    def handler(signum, frame):
+        run.stop_signal = run.stop_signal or signum
+
+    # A signal that is ignored stays ignored: `nohup` ignores SIGHUP, and a shell's background
+    # jobs ignore SIGINT, so that closing the terminal or Ctrl-C elsewhere does not stop them.
+    previous = {sig: signal.signal(sig, handler) for sig in STOP_SIGNALS if signal.getsignal(sig) != signal.SIG_IGN}
+    try:
+        yield
+    finally:
+        for sig, old in previous.items():
+            signal.signal(sig, old)
+
+
+class RunStopped(RuntimeError):
+    """The run cannot go on (its model.pt holds it up to the last checkpoint). main() prints it as one line,
+    exit status 1."""
+
+
+class Diverged(RunStopped):
+    """A loss, weight, observation or reward that is not finite."""
+
+
+def check_finite(step: int, numbers: dict, cause: str) -> None:
+    """Stop the run at the first NaN or infinity, naming the step, the quantity and the likely cause."""
+    for name, value in numbers.items():  # math.isfinite for plain numbers: this runs at every step
+        if not (math.isfinite(value) if isinstance(value, (float, int)) else np.isfinite(value).all()):
+            bad = np.ravel(value)[~np.isfinite(np.ravel(value))][0]
+            raise Diverged(f"step {step:,}: {name} is {bad}; {cause}")
+
+
+def diverged_cause(cfg: Config) -> str:
+    return f"the updates diverged: lower --critic-lr ({cfg.critic_lr:g}) and --actor-lr ({cfg.actor_lr:g})"
+
+
+def check_weights(agent: DDPG, cfg: Config, step: int) -> None:
+    for name in ("actor", "critic"):
+        if not all(torch.isfinite(p).all() for p in getattr(agent, name).parameters()):
+            raise Diverged(f"step {step:,}: the {name}'s weights are not finite (no checkpoint written); "
+                           + diverged_cause(cfg))
+
+
+# ---------------------------------------------------------------------------------------
+# Checkpoints: written atomically, loaded with weights_only=True (no code is unpickled)
+# ---------------------------------------------------------------------------------------
+#
+# Two kinds, one format. A policy checkpoint (best.pt; what --load, --eval-only and
+# --export read) holds the networks, targets, optimizers, config and step. model.pt adds
+# a "run" part, Run.state_dict(): the replay buffer, every random stream and the counters,
+# so that --resume continues the run exactly. model.pt is written at every evaluation, at
+# the end and on a signal; with 10^6 HalfCheetah transitions it is about 170 MB and takes
+# about 0.3 s (README, "What checkpointing costs").
+
+
+CHECKPOINT_FORMAT = "ddpg.py checkpoint 1"
+CHECKPOINT_KEYS = {"config", "step", "obs_dim", "action_low", "action_high", "actor", "critic", "actor_target",
+                   "critic_target", "actor_optimizer", "critic_optimizer"}
+
+
+def save_checkpoint(path: Path, agent: DDPG, cfg: Config, step: int, env: gym.Env, **extra) -> None:
+    """Write a checkpoint atomically (write_atomically, synced to disk). Weights that are not
+    finite are never written: the previous checkpoint stays the last good one."""
+    check_weights(agent, cfg, step)
+    data = {"format": CHECKPOINT_FORMAT, "config": asdict(cfg), "step": step,
+            "obs_dim": env.observation_space.shape[0],
+            "action_low": env.action_space.low.tolist(), "action_high": env.action_space.high.tolist(),
+            **agent.state_dict(), **extra}
+    write_atomically(path, lambda f: torch.save(data, f), sync=True)
+
+
+def load_checkpoint(path, resume: bool = False) -> dict:
+    """Read and check a checkpoint; with resume=True it must also hold a run (model.pt)."""
+    try:  # mmap: tensors are read from the file when used, so a 170 MB buffer costs nothing until then
+        data = torch.load(path, map_location="cpu", weights_only=True, mmap=True)
+    except FileNotFoundError:
+        raise ConfigError(f"checkpoint not found: {path}") from None
+    except IsADirectoryError:
+        raise ConfigError(f"--load wants a file such as {Path(path) / 'model.pt'}, got a folder") from None
+    except Exception as e:
+        raise ConfigError(f"cannot read checkpoint {path}: corrupt or not a ddpg.py checkpoint "
+                          f"({type(e).__name__})") from None
+    if not isinstance(data, dict) or data.get("format") != CHECKPOINT_FORMAT:
+        raise ConfigError(f"{path} is not a ddpg.py checkpoint")
+    missing = CHECKPOINT_KEYS - set(data) or {"env", "hidden_sizes"} - set(data["config"])
+    if missing:
+        raise ConfigError(f"{path} is incomplete: it lacks {', '.join(sorted(missing))}")
+    for name in DDPG.NETWORKS:  # a NaN weight is not a policy: stop here, not after acting with it
+        for key, tensor in data.get(name, {}).items():
+            if tensor.is_floating_point() and not torch.isfinite(tensor).all():
+                raise ConfigError(f"{path} is not a usable policy: {name}.{key} holds NaN or infinite values "
+                                  "(an earlier checkpoint, such as the run's best.pt, may be sound)")
+    if resume and "run" not in data:
+        raise ConfigError(f"{path} holds a policy only, not a run to resume; pass --load {path} to start "
+                          "a new run from it")
+    return data
+
+
+def load_defaults(checkpoint) -> dict:
+    """--load: the checkpoint's env (and its make-arguments), seed, network sizes, learning
+    rates, evaluation episodes and TD3 switches, as defaults. So `--load RUN/best.pt --eval-only`
+    evaluates on the run's own start states and reproduces the return best.pt was saved with,
+    and a run started from a checkpoint goes on learning at its rates unless told otherwise."""
+    saved = load_checkpoint(checkpoint)["config"]
+    names = ("env", "env_kwargs", "seed", "hidden_sizes", "actor_lr", "critic_lr", "eval_episodes", *TD3)
+    return {name: saved[name] for name in names if name in saved}
+
+
+def new_agent(cfg: Config, obs_dim: int, action_low, action_high, device, hidden_sizes=None) -> DDPG:
+    return DDPG(obs_dim, action_low, action_high, hidden_sizes or cfg.hidden_sizes, cfg.actor_lr, cfg.critic_lr,
+                device, cfg.twin_critics, cfg.target_noise, cfg.target_noise_clip)
+
+
+def load_weights(module, data: dict, path) -> None:
+    """Load `module`'s state (a DDPG, or an Actor) from a checkpoint's `data`, or say in one line that
+    the checkpoint does not fit it."""
+    try:
+        module.load_state_dict({k: data[k] for k in module.state_dict()})
+    except (KeyError, RuntimeError, ValueError) as e:
+        raise ConfigError(f"{path} does not match the networks it describes: {str(e).splitlines()[0]}") from None
+
+
+def agent_from_checkpoint(data: dict, path, env: gym.Env, cfg: Config, device) -> DDPG:
+    """Rebuild the agent the checkpoint describes, after checking it fits this environment."""
+    trained_on = data["config"]["env"]
+    fits = (data["obs_dim"] == env.observation_space.shape[0]
+            and np.allclose(data["action_low"], env.action_space.low)
+            and np.allclose(data["action_high"], env.action_space.high))
+    if not fits:
+        raise ConfigError(f"{path} was trained on {trained_on}, whose spaces differ from {cfg.env}'s; "
+                          f"pass --env {trained_on}")
+    agent = new_agent(cfg, data["obs_dim"], data["action_low"], data["action_high"], device,
+                      hidden_sizes=data["config"]["hidden_sizes"])
+    if cfg.twin_critics and "critic2" not in data:
+        raise ConfigError(f"{path} holds one critic; --twin-critics needs a checkpoint saved with two")
+    load_weights(agent, data, path)  # the optimizers' state comes back too (Adam's moments)...
+    # ... but the learning rates are cfg's: the run's own on --resume, the checkpoint's on --load
+    # (load_defaults) unless --actor-lr or --critic-lr says otherwise.
+    for optimizer, lr in ((agent.actor_optimizer, cfg.actor_lr), (agent.critic_optimizer, cfg.critic_lr)):
+        for group in optimizer.param_groups:  # a GPU run's graph left capturable on; GraphedUpdate decides again
+            group.update(lr=lr, capturable=False)
+    return agent
+
+
+RESUMABLE = ("total_steps", "threads", "device", "report")  # what --resume may change; the rest is the run's
+
+
+def resume_config(run_dir, **changes) -> Config:
+    """The Config of the run in run_dir, for --resume, with only the RESUMABLE fields changed."""
+    fixed = [f"--{name.replace('_', '-')}" for name in changes if name not in RESUMABLE]
+    if fixed:
+        raise ConfigError(f"--resume continues a run with its own settings; {', '.join(fixed)} cannot change "
+                          "(only --total-steps, --threads, --device and --no-report can)")
+    data = load_checkpoint(Path(run_dir) / "model.pt", resume=True)
+    saved = {f.name: data["config"][f.name] for f in fields(Config) if f.name in data["config"]}
+    return Config(**{**saved, **changes, "resume": str(run_dir), "out": str(run_dir), "load": ""})
+
+
+def export_policy(checkpoint: str, path: str) -> Path:
+    """--export: the actor of a checkpoint, action scaling included, as a torch.export program.
+
+    torch.export.load(path).module() maps a (batch, obs_dim) float32 tensor to actions in
+    the environment's bounds, with no ddpg.py (nor gymnasium) needed to run it.
+    """
+    data = load_checkpoint(checkpoint)
+    actor = Actor(data["obs_dim"], data["action_low"], data["action_high"], data["config"]["hidden_sizes"])
+    load_weights(actor, data["actor"], checkpoint)
+    example = torch.zeros(2, data["obs_dim"])  # any batch size works: the first dimension is dynamic
+    program = torch.export.export(actor.eval(), (example,), dynamic_shapes=({0: torch.export.Dim("batch")},))
+    path = Path(path)
+    try:
+        write_atomically(path, lambda f: torch.export.save(program, f))
+    except OSError as e:
+        raise ConfigError(f"cannot write {path}: {e.strerror or e}") from None
+    return path
+
 def setup(cfg: Config, run_dir: Path = None):
     """Everything that can fail on bad input, checked before the first step.
 
@@ -1171,181 +1319,120 @@ def evaluate_checkpoint(cfg: Config) -> dict:
         eval_env.close()
 
 
-def keep_metrics_until(path: Path, step: int) -> None:
-    """On --resume, drop what a killed process logged after its last checkpoint: the
-    resumed run logs those steps again. A damaged line is named and kept as it is."""
-    lines = path.read_text().splitlines(keepends=True) if path.exists() else []
-    kept = []
-    for n, line in enumerate(lines, 1):
-        if not line.endswith("\n"):  # an unfinished last line: a write the kill cut short
-            continue
-        record = parse_record(line)
-        if record is None:
-            warn(f"{path}:{n}: not a JSON object with a numeric 'step'; kept as it is")
-        if record is None or record["step"] <= step:
-            kept.append(line)
-    if kept != lines:
-        path.with_name(path.name + ".tmp").write_text("".join(kept))
-        os.replace(path.with_name(path.name + ".tmp"), path)
+# ---------------------------------------------------------------------------------------
+# The GPU path (--device cuda): replay buffer in device memory, the update in a CUDA graph
+# ---------------------------------------------------------------------------------------
+#
+# A DDPG update on small networks is about a hundred tiny kernels. Launched one by one from
+# Python, with the minibatch copied from host memory and four numbers read back (each a wait
+# for the GPU), the GPU sits idle most of the time and is slower than one CPU core. Here the
+# transitions live on the GPU, the minibatch is drawn there, and the whole update (draw,
+# E6-E11, Adam, E3) is recorded once as a CUDA graph and replayed as one launch. The numbers
+# stay on the device until the log reads them, once per --log-every. The CPU path does none
+# of this: a CPU reader can skip this section.
 
 
-def progress(*parts) -> None:
-    """print, flushed (so `| tee log` shows it live), and harmless if the reader went away."""
-    try:
-        print(*parts, flush=True)
-    except BrokenPipeError:  # e.g. `python ddpg.py | head`: keep training, stop printing
-        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+def gpu_path(agent: DDPG, cfg: Config, obs_dim: int, action_dim: int, capacity: int) -> tuple:
+    """The buffer and the update of a run on the GPU: Part A's sample_and_update, wrapped. It gets no
+    generator: the draw and E10's noise come from the device's own, which a CUDA graph can replay."""
+    buffer = DeviceReplayBuffer(obs_dim, action_dim, capacity, agent.device)
+    return buffer, GraphedUpdate(functools.partial(sample_and_update, agent, buffer, cfg, None), agent)
 
 
-def warn(message: str) -> None:
-    print(f"ddpg.py: warning: {message}", file=sys.stderr, flush=True)
+class DeviceReplayBuffer:
+    """E4 on the GPU: each transition one row of one device tensor, so a minibatch is drawn and
+    gathered on the device with no copy from the host. Its add, sample and state_dict are the CPU
+    ReplayBuffer's, so model.pt holds the same thing from either."""
+
+    def __init__(self, obs_dim: int, action_dim: int, capacity: int, device):
+        self.capacity, self.pos, self.size = capacity, 0, 0
+        self.widths = [obs_dim, action_dim, 1, obs_dim, 1]  # s, a, r, s2, terminated
+        self.data = torch.zeros(capacity, sum(self.widths), device=device)
+        self.filled = torch.zeros((), dtype=torch.float64, device=device)  # self.size, where the graph reads it
+
+    def add(self, s, a, r, s2, terminated) -> None:
+        row = np.concatenate([np.ravel(s), np.ravel(a), [r], np.ravel(s2), [terminated]]).astype(np.float32)
+        self.data[self.pos].copy_(torch.from_numpy(row))  # one host-to-device copy per step
+        self.pos = (self.pos + 1) % self.capacity
+        if self.size < self.capacity:
+            self.size += 1
+            self.filled.fill_(self.size)  # a device-side write: no wait
+
+    def sample(self, batch_size: int, generator: torch.Generator = None, device=None) -> Batch:
+        """Uniform indices drawn on the device, from its default generator (which a CUDA graph can
+        replay; `generator`, the CPU path's, is not used here)."""
+        idx = (torch.rand(batch_size, dtype=torch.float64, device=self.data.device) * self.filled).long()
+        s, a, r, s2, terminated = self.data[idx].split(self.widths, dim=1)
+        return Batch(s, a, r.squeeze(1), s2, terminated.squeeze(1))
+
+    def state_dict(self) -> dict:
+        parts = [part.contiguous() for part in self.data[:self.size].cpu().split(self.widths, dim=1)]
+        parts[2], parts[4] = parts[2].squeeze(1), parts[4].squeeze(1)
+        return {"buffer": dict(zip(ReplayBuffer.FIELDS, parts)), "buffer_pos": self.pos}
+
+    def load_state_dict(self, state: dict) -> None:
+        b = state["buffer"]
+        n = len(b["r"])
+        self.data[:n] = torch.cat([b["s"], b["a"], b["r"][:, None], b["s2"], b["terminated"][:, None]], 1).to(self.data)
+        self.size, self.pos = n, state["buffer_pos"]
+        self.filled.fill_(n)
 
 
-def settings_line(cfg: Config) -> str:
-    preset = preset_for(cfg.env)
-    return (f"settings ({f'{preset} preset' if preset else 'defaults'}, then flags): "
-            f"hidden {' '.join(map(str, cfg.hidden_sizes))} | batch {cfg.batch_size} | "
-            f"lr actor {cfg.actor_lr:g} critic {cfg.critic_lr:g} | gamma {cfg.gamma} | tau {cfg.tau} | "
-            f"noise {cfg.noise} {cfg.noise_std:g} | random steps {cfg.learning_starts:,} | "
-            f"eval every {cfg.eval_every:,} | threads {cfg.threads}"
-            + (f" | twin critics {cfg.twin_critics} | target noise {cfg.target_noise:g} clip {cfg.target_noise_clip:g}"
-               f" | policy delay {cfg.policy_delay}" if algorithm_name(cfg) != "DDPG" else "")
-            + (f" | env kwargs {cfg.env_kwargs}" if cfg.env_kwargs else ""))
+def capturable(agent: DDPG, on: bool) -> None:
+    """Adam may step inside a CUDA graph only when told so; fused Adam keeps its step count on
+    the GPU already, so the flag can change once warm-up is done (and must be off on a CPU)."""
+    for optimizer in (agent.actor_optimizer, agent.critic_optimizer):
+        for group in optimizer.param_groups:
+            group["capturable"] = on
 
 
-def train(cfg: Config, quiet: bool = False) -> dict:
-    """Train DDPG as `cfg` says, or continue the run in cfg.resume (see resume_config).
+class GraphedUpdate:
+    """update(step_actor), the minibatch draw and DDPG.update (sample_and_update), captured in a
+    CUDA graph on first use (one graph with the actor step, one without it for --policy-delay) and
+    replayed after: the update does not know.
 
-    Returns the agent, the buffer, the run folder, the final and the best evaluation.
-    Raises ConfigError on bad input, before any training step, Diverged when a loss, weight,
-    observation or reward stops being finite (no checkpoint is written then), and RunStopped
-    when metrics.jsonl cannot be written.
+    The first WARMUP calls of each kind run eagerly on a side stream (cuBLAS and autograd set
+    themselves up lazily, which a capture must not see). Each call returns the minibatch's
+    states and the update's numbers as 0-d device tensors; a replay overwrites them in place.
+    Off a GPU, or if a capture fails, every call runs eagerly: the same update, launched from Python.
     """
-    run_dir = Path(cfg.resume) if cfg.resume else new_run_dir(cfg)
-    env, eval_env, agent, data, lock = setup(cfg, run_dir)  # lock: this process alone writes run_dir
-    say = (lambda *a: None) if quiet else progress
-    run = Run(cfg, env, agent, step=data["step"] if data else 0)
-    if cfg.resume:
-        run.load_state_dict(data["run"])
-        keep_metrics_until(run_dir / "metrics.jsonl", run.step)
-    del data  # with --resume it maps the old buffer, now copied
-    probes = np.array([eval_env.reset(seed=cfg.seed + PROBE_SEED_OFFSET + i)[0] for i in range(cfg.probe_states)],
-                      dtype=np.float32).reshape(cfg.probe_states, env.observation_space.shape[0])  # 0 probes is fine
-    probes = torch.as_tensor(probes, device=agent.device)
 
-    metrics = open(run_dir / "metrics.jsonl", "a", buffering=1)  # line-buffered: a killed run keeps its lines
-    start = time.perf_counter() - run.elapsed
+    WARMUP = 3
 
-    def log(record: dict) -> None:  # strict JSON: check_finite has stopped the run before any NaN gets here
+    def __init__(self, update, agent: DDPG):
+        self.eager, self.agent = update, agent  # eager: the update itself, launched from Python
+        self.capture = agent.device.type == "cuda"
+        self.graphs, self.outputs, self.calls = {}, {}, {True: 0, False: 0}
+
+    def __call__(self, step_actor: bool) -> tuple:
+        if step_actor in self.graphs:
+            self.graphs[step_actor].replay()
+            return self.outputs[step_actor]
+        if not self.capture:
+            return self.eager(step_actor)
+        self.calls[step_actor] += 1
+        if self.calls[step_actor] <= self.WARMUP:
+            capturable(self.agent, False)  # (a graph already captured keeps what it recorded)
+            side = torch.cuda.Stream()
+            side.wait_stream(torch.cuda.current_stream())
+            with torch.cuda.stream(side):
+                out = self.eager(step_actor)
+            torch.cuda.current_stream().wait_stream(side)
+            return out
         try:
-            metrics.write(json.dumps({**record, "time": round(time.perf_counter() - start, 4)}, allow_nan=False) + "\n")
-        except OSError as e:  # a full disk: stop, rather than train on with a log full of holes
-            raise RunStopped(f"cannot write {run_dir / 'metrics.jsonl'} at step {run.step:,} ({e.strerror or e}); "
-                             f"model.pt holds the run up to its last checkpoint: fix that, then --resume {run_dir}") from None
-
-    if cfg.resume:
-        log({"step": run.step, "resumed": True, "total_steps": cfg.total_steps})
-    else:
-        log({"step": run.step, "env": cfg.env, "algorithm": algorithm_name(cfg), "gamma": cfg.gamma,
-             "preset": preset_for(cfg.env),
-             "config": asdict(cfg), "max_episode_steps": env.spec.max_episode_steps if env.spec else None,
-             "probe_states": probes.cpu().tolist()})
-
-    def save(path: Path, **extra) -> bool:
-        try:
-            save_checkpoint(path, agent, cfg, run.step, env, **extra)
-            return True
-        except OSError as e:  # e.g. a full disk: the previous file is intact, and training goes on
-            warn(f"could not write {path} at step {run.step:,} ({e.strerror or e}); the previous one is intact")
-            return False
-
-    def report() -> None:  # a page that cannot be written is not worth the run: say so, train on
-        try:
-            write_report([run_dir], run_dir / "report.html")
-        except ConfigError as e:
-            warn(f"{e} at step {run.step:,}; training goes on")
-
-    def checkpoint() -> bool:
-        run.elapsed = time.perf_counter() - start
-        saved = save(run_dir / "model.pt", run=run.state_dict())
-        if cfg.report:
-            report()
-        return saved
-
-    def evaluate_and_save() -> dict:
-        check_weights(agent, cfg, run.step)  # before acting with them in the environment
-        result = evaluate(agent, eval_env, cfg.eval_episodes, cfg.seed + EVAL_SEED_OFFSET, cfg.gamma)
-        check_finite(run.step, {"the evaluation return": result["eval_return"]}, run.env_cause)
-        check_finite(run.step, {"the critic's Q(s0, mu(s0))": result["q_start"]}, run.update_cause)
-        with torch.inference_mode():
-            probe_actions = agent.actor(probes).cpu().tolist()
-        log({"step": run.step, "eval_return": result["eval_return"], "q_start": result["q_start"],
-             "mc_return": result["mc_return"], "probe_actions": probe_actions})
-        if run.best is None or result["eval_return"] > run.best[0]:
-            run.best = (result["eval_return"], run.step)
-            save(run_dir / "best.pt", eval_return=result["eval_return"])
-        result["saved"] = checkpoint()
-        return result
-
-    last_eval, numbers = None, None
-    last_log_time, last_log_step = time.perf_counter(), run.step
-    say(f"{'resuming' if cfg.resume else 'training'} {algorithm_name(cfg)} on {cfg.env} "
-        f"{f'at step {run.step:,} ' if cfg.resume else ''}"
-        f"for {cfg.total_steps:,} steps on {agent.device} ({resolve_device(cfg.device)[1]}); run folder {run_dir}")
-    say(settings_line(cfg))
-    try:
-        with stop_on_signals(run):
-            while run.step < cfg.total_steps and not run.stop_signal:
-                episode = run.collect()
-                if episode:
-                    log(episode)
-                if run.step > cfg.learning_starts and run.buffer.size >= cfg.batch_size:
-                    numbers = run.learn()
-
-                step = run.step
-                if step % cfg.log_every == 0 or step == cfg.total_steps:
-                    now = time.perf_counter()
-                    sps = (step - last_log_step) / max(now - last_log_time, 1e-9)
-                    last_log_time, last_log_step = now, step
-                    if numbers:
-                        log({"step": step, **run.logged_numbers(), "updates": run.updates, "sps": round(sps, 1)})
-                    left = int((cfg.total_steps - step) / max(sps, 1e-9))  # at the current (learning) speed
-                    recent = f"{np.mean(run.recent_returns):8.1f}" if run.recent_returns else f"{'-':>8}"
-                    evaluated = f"{last_eval['eval_return']:8.1f}" if last_eval else f"{'-':>8}"
-                    say(f"step {step:>9,}/{cfg.total_steps:,} | {sps:6.0f} steps/s | return (last 10 episodes) "
-                        f"{recent} | last eval {evaluated} | {f'{left // 60}:{left % 60:02d}' if numbers else '--:--'}"
-                        " left")
-                if step % cfg.eval_every == 0 or step == cfg.total_steps:
-                    last_eval = evaluate_and_save()
-            if run.stop_signal:  # save what there is, without an evaluation: a signal wants a quick exit
-                say(f"\n{signal.Signals(run.stop_signal).name} at step {run.step:,}; saving")
-                saved = checkpoint()
-            elif last_eval is None:  # resumed at or past --total-steps: evaluate what was loaded
-                last_eval = evaluate_and_save()
-    except Diverged:
-        if cfg.report:  # the report shows the run up to the divergence
-            report()
-        raise
-    finally:
-        with contextlib.suppress(OSError):  # after a failed write, closing fails again: said above
-            metrics.close()
-        env.close()
-        eval_env.close()
-        lock.close()
-    if run.stop_signal:
-        say(f"stopped at step {run.step:,}; " + (f"continue with: python ddpg.py --resume {run_dir}" if saved else
-                                                 "model.pt could not be written (see above)"))
-    else:
-        saved = last_eval["saved"]
-        say(f"final evaluation: mean return {last_eval['eval_return']:.1f} over {cfg.eval_episodes} episodes "
-            f"at step {run.step:,}")
-    if run.best:
-        say(f"best evaluation: mean return {run.best[0]:.1f} at step {run.best[1]:,} (best.pt)")
-    say(f"run folder: {run_dir}  (metrics.jsonl, model.pt, best.pt{', report.html' if cfg.report else ''})")
-    return {"agent": agent, "buffer": run.buffer, "run_dir": run_dir, "steps": run.step,
-            "signal": run.stop_signal, "saved": saved, "best": run.best,
-            "final_eval_return": last_eval and last_eval["eval_return"],
-            "final_eval_returns": last_eval and last_eval["eval_returns"]}
+            capturable(self.agent, True)
+            graph = torch.cuda.CUDAGraph()
+            with torch.cuda.graph(graph):
+                out = self.eager(step_actor)  # recorded, not run
+        except Exception as e:  # an old driver, an op that cannot be captured: go on without the graph
+            warn(f"capturing the update in a CUDA graph failed ({type(e).__name__}: {str(e).splitlines()[0][:120]});"
+                 " the GPU path goes on without one, slower")
+            self.capture = False
+            capturable(self.agent, False)
+            return self.eager(step_actor)
+        self.graphs[step_actor], self.outputs[step_actor] = graph, out
+        graph.replay()  # this call's update
+        return out
 
 
 # ---------------------------------------------------------------------------------------
@@ -1361,29 +1448,6 @@ def load_plotly():
         raise ConfigError("writing report.html needs plotly (pip install -r requirements.txt); "
                           "or pass --no-report") from None
     return plotly
-
-
-def read_metrics(run_dir) -> tuple:
-    """The records of run_dir/metrics.jsonl, and a message for each line that is not one."""
-    path = Path(run_dir) / "metrics.jsonl"
-    records, problems = [], []
-    with open(path) as f:
-        for n, line in enumerate(f, 1):
-            record = parse_record(line)
-            if record is None:
-                problems.append(f"{path}:{n}: not a JSON object with a numeric 'step'; skipped")
-            else:
-                records.append(record)
-    return records, problems
-
-
-def parse_record(line: str):
-    """One line of metrics.jsonl as a dict with a numeric "step", or None if it is not one."""
-    try:
-        record = json.loads(line)
-    except ValueError:
-        return None
-    return record if isinstance(record, dict) and isinstance(record.get("step"), (int, float)) else None
 
 
 def series(records, key):
@@ -1621,17 +1685,14 @@ def write_report(run_dirs, path) -> tuple:
                                 config={"displaylogo": False}))
     head = ("<!DOCTYPE html><html><head><meta charset='utf-8'><title>DDPG report</title><style>body{font-family:"
             "sans-serif;max-width:1150px;margin:auto;padding:0 1em} .note{color:#444}</style><script>")
-    path = Path(path)
-    tmp = path.with_name(path.name + ".tmp")
-    try:
-        with open(tmp, "wb") as f:  # in pieces: no second copy of the 5 MB plotly.js per write
-            f.write(head.encode())
-            f.write(plotly_js())
-            f.write(("</script></head><body>" + "\n".join(body) + "</body></html>").encode())
-        os.replace(tmp, path)  # a browser reloading mid-write never sees half a page
+    def write(f):  # in pieces: no second copy of the 5 MB plotly.js per write
+        f.write(head.encode())
+        f.write(plotly_js())
+        f.write(("</script></head><body>" + "\n".join(body) + "</body></html>").encode())
+
+    try:  # a browser reloading mid-write never sees half a page
+        write_atomically(Path(path), write)
     except OSError as e:  # a folder it cannot write, a full disk: the previous page, if any, is intact
-        with contextlib.suppress(OSError):
-            tmp.unlink(missing_ok=True)
         raise ConfigError(f"cannot write {path}: {e.strerror or e}") from None
     return problems, left_out
 

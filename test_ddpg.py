@@ -7,6 +7,7 @@ Run: python -m pytest -q
 import copy
 import dataclasses
 import errno
+import functools
 import json
 import os
 import signal
@@ -278,10 +279,10 @@ def test_update_numbers_match_a_hand_computation():
     with torch.no_grad():
         y = batch.r + 0.9 * (1 - batch.terminated) * agent.critic_target(batch.s2, agent.actor_target(batch.s2))
         q = agent.critic(batch.s, batch.a)
-    numbers = agent.update(batch, gamma=0.9, tau=0.005)
-    assert numbers["target_mean"] == pytest.approx(y.mean().item(), rel=1e-5)
-    assert numbers["q_mean"] == pytest.approx(q.mean().item(), rel=1e-5)
-    assert numbers["critic_loss"] == pytest.approx(((q - y) ** 2).mean().item(), rel=1e-5)
+    numbers = agent.update(batch, gamma=0.9, tau=0.005)  # 0-d tensors
+    assert float(numbers["target_mean"]) == pytest.approx(y.mean().item(), rel=1e-5)
+    assert float(numbers["q_mean"]) == pytest.approx(q.mean().item(), rel=1e-5)
+    assert float(numbers["critic_loss"]) == pytest.approx(((q - y) ** 2).mean().item(), rel=1e-5)
 
 
 # --- TD3's three switches (E9-E11) ---
@@ -323,7 +324,7 @@ def test_twin_critics_regress_onto_y_from_the_smaller_target_critic():
             return [((critic(batch.s, batch.a) - y) ** 2).mean().item() for critic in (agent.critic, agent.critic2)]
 
     before = errors()
-    numbers = agent.critic_step(batch, gamma=0.9)  # 0-d tensors: update() turns them into floats
+    numbers = agent.critic_step(batch, gamma=0.9)  # 0-d tensors
     assert numbers["target_mean"].item() == pytest.approx(y.mean().item(), rel=1e-5)
     assert numbers["critic_loss"].item() == pytest.approx(before[0], rel=1e-5)  # the first critic's, as DDPG logs
     for _ in range(300):  # the targets do not move (no soft update): both critics fit the one y
@@ -476,18 +477,17 @@ def test_actions_respect_asymmetric_bounds_in_training(tmp_path):
 def test_saturation_is_the_share_of_actions_at_a_bound(tmp_path):
     env = ddpg.make_env("test_ddpg:Asymmetric-v0")  # low (0, -3), high (1, 5)
     agent = ddpg.DDPG(2, env.action_space.low, env.action_space.high, (8,))
-    run = ddpg.Run(quick(tmp_path), env, agent)
-    run.last_s = torch.zeros(4, 2)
+    s = torch.zeros(4, 2)
     with torch.no_grad():
         agent.actor.net[-1].weight.zero_()
         agent.actor.net[-1].bias.copy_(torch.tensor([0.0, 100.0]))  # a = (0.5, 5.0): the middle, the high bound
-    assert run.saturation() == 0.5
+    assert ddpg.saturation(agent, s) == 0.5
     with torch.no_grad():
         agent.actor.net[-1].bias.copy_(torch.tensor([-2.0, -2.0]))  # tanh = -0.964: 1.8% of the range from low
-    assert run.saturation() == 0.0
+    assert ddpg.saturation(agent, s) == 0.0
     with torch.no_grad():
         agent.actor.net[-1].bias.copy_(torch.tensor([-2.4, 2.4]))  # tanh = -+0.984: within 1% of both bounds
-    assert run.saturation() == 1.0
+    assert ddpg.saturation(agent, s) == 1.0
     env.close()
 
 
@@ -1262,7 +1262,7 @@ def test_the_device_paths_update_is_ddpgs_update_on_the_same_minibatch():
     batch = make_batch(n=50)
     for i in range(50):
         buf.add(batch.s[i].numpy(), batch.a[i].numpy(), batch.r[i].item(), batch.s2[i].numpy(), batch.terminated[i].item())
-    graphed = ddpg.GraphedUpdate(graphed_agent, buf, cfg)
+    graphed = ddpg.GraphedUpdate(functools.partial(ddpg.sample_and_update, graphed_agent, buf, cfg, None), graphed_agent)
     for k in range(6):
         torch.manual_seed(k)
         s, numbers = graphed(step_actor=k % 2 == 1)
@@ -1270,7 +1270,7 @@ def test_the_device_paths_update_is_ddpgs_update_on_the_same_minibatch():
         idx = (torch.rand(16, dtype=torch.float64) * 50).long()
         expected = eager_agent.update(ddpg.Batch(*(x[idx] for x in batch)), 0.9, 0.1, step_actor=k % 2 == 1)
         assert torch.equal(s, batch.s[idx])
-        assert {k: v.item() for k, v in numbers.items()} == expected
+        assert {k: v.item() for k, v in numbers.items()} == {k: v.item() for k, v in expected.items()}
     for name in ("actor", "critic", "critic2", "actor_target", "critic_target", "critic2_target"):
         assert same(params(getattr(graphed_agent, name)), params(getattr(eager_agent, name))), name
 
@@ -1281,9 +1281,8 @@ def device_path_on_cpu(monkeypatch):
 
     def init(self, cfg, env, agent, step=0):
         original(self, cfg, env, agent, step)
-        self.buffer = ddpg.DeviceReplayBuffer(env.observation_space.shape[0], env.action_space.shape[0],
-                                              cfg.buffer_size, "cpu")
-        self.graphed = ddpg.GraphedUpdate(agent, self.buffer, cfg)
+        self.buffer, self.update = ddpg.gpu_path(agent, cfg, env.observation_space.shape[0],
+                                                 env.action_space.shape[0], cfg.buffer_size)
 
     monkeypatch.setattr(ddpg.Run, "__init__", init)
 
@@ -1314,7 +1313,7 @@ def test_the_cuda_graph_replays_the_eager_update():
     batch = ddpg.Batch(*(x.cuda() for x in make_batch(n=64)))
     buf = ddpg.DeviceReplayBuffer(3, 1, capacity=10, device="cuda")
     buf.sample = lambda *args, **kwargs: batch  # the same minibatch for both: the graph reads its tensors
-    graphed = ddpg.GraphedUpdate(agents[0], buf, cfg)
+    graphed = ddpg.GraphedUpdate(functools.partial(ddpg.sample_and_update, agents[0], buf, cfg, None), agents[0])
     for k in range(300):
         graphed(step_actor=k % 2 == 1)
         agents[1].update(batch, cfg.gamma, cfg.tau, step_actor=k % 2 == 1)

@@ -57,7 +57,7 @@ def main(argv=None) -> int:
     args = p.parse_args(argv)
 
     cfg = ddpg.config_for(args.env, buffer_size=max(args.sizes), report=False)
-    env, eval_env, agent, _ = ddpg.setup(cfg)
+    env, eval_env, agent, _, _ = ddpg.setup(cfg)  # no run folder: no lock
     eval_env.close()
     run = ddpg.Run(cfg, env, agent)
     args.dir.mkdir(parents=True, exist_ok=True)

@@ -1,5 +1,5 @@
-"""What the two benchmarks share: pendulum.py and mujoco.py differ only in their task lists
-and the figures they read off each run.
+"""What the benchmarks share: pendulum.py and mujoco_suite.py differ only in their task lists
+and the figures they read off each run (td3_bridge.py and gpu_speed.py read runs too).
 
 - the Stable-Baselines3 worker: SB3's DDPG in its own process, writing metrics.jsonl in
   ddpg.py's format and evaluating on the same start states with ddpg.py's episode loop;
