@@ -1,5 +1,7 @@
-"""Tests for ddpg.py: exact values per equation, gradient and state properties, the
-training loop's bookkeeping, bad input, the report, and a short learning run.
+"""Tests for ddpg.py, in the order of its sections: Part A (each equation's function with
+hand-computed numbers, gradient and state properties, the training run, a short learning run),
+then Part B (bad input, the run folder, checkpoints, the GPU path, the report, the command
+line) and a smoke run of every benchmark script. Search "E6" to find the TD target's tests.
 
 Run: python -m pytest -q
 """
@@ -69,64 +71,107 @@ def quick(tmp_path, **overrides):
     return ddpg.Config(**settings)
 
 
-# --- Tier 1: each equation's function, with hand-computed numbers ---
+# ========================================================================================
+# Part A: the algorithm, in the order of ddpg.py
+# ========================================================================================
 
 
-def test_td_target_bootstraps_unless_terminated():
-    # E6: y = r + gamma * (1 - d) * next_q
-    r, next_q = torch.tensor([1.0, 1.0, -2.0]), torch.tensor([10.0, 10.0, 4.0])
-    terminated = torch.tensor([0.0, 1.0, 0.0])
-    y = ddpg.td_target(r, next_q, terminated, gamma=0.9)
-    assert torch.allclose(y, torch.tensor([1.0 + 9.0, 1.0, -2.0 + 3.6]))
+# --- Config: presets and TD3's switches (config_for) ---
 
 
-def test_td_target_gamma_edge_cases():
-    assert ddpg.td_target(2.0, 100.0, 0.0, gamma=0.0) == 2.0  # gamma 0: reward only
-    assert ddpg.td_target(2.0, 100.0, 1.0, gamma=0.99) == 2.0  # terminal: no bootstrap
-    assert ddpg.td_target(2.0, 100.0, 0.0, gamma=0.99) == pytest.approx(101.0)
-    # A truncated transition is stored with terminated=0, so it bootstraps like any other.
-    assert ddpg.td_target(-1.0, -50.0, 0.0, gamma=0.5) == -26.0
+def test_mujoco_ids_get_the_mujoco_preset_and_flags_override_it():
+    cfg = ddpg.config_for("Hopper-v5")
+    assert cfg.batch_size == ddpg.PRESETS["mujoco"]["batch_size"] == 256 and cfg.gamma == 0.99
+    assert ddpg.config_for("Hopper-v5", gamma=0.9, hidden_sizes=[32]).gamma == 0.9
+    assert ddpg.config_for("Pendulum-v1") == ddpg.Config()  # Pendulum keeps its defaults
+    assert "mujoco preset" in ddpg.settings_line(cfg)
 
 
-def test_critic_loss_is_mean_squared_td_error():
-    q, y = torch.tensor([1.0, 2.0]), torch.tensor([0.0, 4.0])
-    assert ddpg.critic_loss(q, y).item() == pytest.approx((1.0 + 4.0) / 2)
+def test_threads_follow_the_network_size_unless_given(monkeypatch):
+    monkeypatch.setattr(os, "cpu_count", lambda: 2)
+    assert ddpg.config_for("Hopper-v5").threads == 1  # 64-64: a second thread buys nothing
+    assert ddpg.config_for("Pendulum-v1", hidden_sizes=[128, 128]).threads == 1
+    assert ddpg.config_for("Hopper-v5", hidden_sizes=[400, 300]).threads == 2
+    assert ddpg.config_for("Hopper-v5", hidden_sizes=[64, 256]).threads == 2
+    assert ddpg.config_for("Hopper-v5", hidden_sizes=[400, 300], threads=1).threads == 1  # a flag wins
+    monkeypatch.setattr(os, "cpu_count", lambda: 1)
+    assert ddpg.config_for("Hopper-v5", hidden_sizes=[400, 300]).threads == 1  # never more than the cores
 
 
-def test_actor_loss_is_minus_mean_q_of_the_actors_action():
-    s = torch.tensor([[1.0], [3.0]])
-    actor = lambda s: 2 * s  # noqa: E731  a = [2, 6]
-    critic = lambda s, a: (s + a).sum(-1)  # noqa: E731  Q = [3, 9]
-    assert ddpg.actor_loss(actor, critic, s).item() == pytest.approx(-6.0)
+def test_td3_sets_the_three_switches_and_a_switch_given_wins():
+    cfg = ddpg.config_for("Pendulum-v1", td3=True)
+    assert (cfg.twin_critics, cfg.target_noise, cfg.target_noise_clip, cfg.policy_delay) == (True, 0.2, 0.5, 2)
+    assert ddpg.algorithm_name(cfg) == "TD3" and ddpg.algorithm_name(ddpg.Config()) == "DDPG"
+    cfg = ddpg.config_for("Hopper-v5", td3=True, policy_delay=3)
+    assert cfg.policy_delay == 3 and cfg.twin_critics and cfg.batch_size == 256  # the preset stays
+    assert ddpg.algorithm_name(cfg) == "DDPG + twin critics + target smoothing + policy delay"
+    assert ddpg.algorithm_name(ddpg.Config(twin_critics=True)) == "DDPG + twin critics"
 
 
-def constant_net(value):
-    net = torch.nn.Linear(2, 2)
+# --- E1: the actor, a = bias + scale * tanh(f(s)) ---
+
+
+def test_actor_scales_to_asymmetric_bounds():
+    low, high = np.array([0.0, -3.0]), np.array([1.0, 5.0])
+    torch.manual_seed(0)
+    actor = ddpg.Actor(3, low, high, hidden_sizes=(16,))
+    assert torch.equal(actor.action_scale, torch.tensor([0.5, 4.0]))
+    assert torch.equal(actor.action_bias, torch.tensor([0.5, 1.0]))
+    a = actor(torch.randn(1000, 3) * 100)
+    assert a.shape == (1000, 2)
+    assert torch.all(a >= torch.tensor(low, dtype=torch.float32))
+    assert torch.all(a <= torch.tensor(high, dtype=torch.float32))
+    last = actor.net[-1]
     with torch.no_grad():
-        for p in net.parameters():
-            p.fill_(value)
-    return net
+        last.weight.zero_()
+        last.bias.fill_(0.0)  # tanh(0) = 0: the middle of the box
+        assert torch.equal(actor(torch.randn(1, 3)), torch.tensor([[0.5, 1.0]]))
+        last.bias.fill_(100.0)  # tanh -> 1: exactly `high`, not `high` scaled by anything else
+        assert torch.equal(actor(torch.randn(1, 3)), torch.tensor([[1.0, 5.0]]))
+        last.bias.fill_(-100.0)  # tanh -> -1: exactly `low` (0 and -3, not -1 and -5)
+        assert torch.equal(actor(torch.randn(1, 3)), torch.tensor([[0.0, -3.0]]))
 
 
-@pytest.mark.parametrize("tau, expected", [(1.0, 2.0), (0.0, 0.0), (0.5, 1.0), (0.25, 0.5)])
-@pytest.mark.parametrize("as_lists", [False, True])
-def test_soft_update(tau, expected, as_lists):
-    target, source = constant_net(0.0), constant_net(2.0)
-    if as_lists:
-        ddpg.soft_update(list(target.parameters()), list(source.parameters()), tau)
-    else:
-        ddpg.soft_update(target, source, tau)
-    for p in target.parameters():
-        assert torch.all(p == expected)
-    for p in source.parameters():  # the source is left alone
-        assert torch.all(p == 2.0)
+# --- E2: the critic Q(s, a) ---
 
 
-def test_td_target_accepts_bool_and_float_masks():
-    r, next_q = torch.tensor([1.0, 1.0]), torch.tensor([10.0, 10.0])
-    as_float = ddpg.td_target(r, next_q, torch.tensor([0.0, 1.0]), gamma=0.5)
-    as_bool = ddpg.td_target(r, next_q, torch.tensor([False, True]), gamma=0.5)
-    assert as_bool.tolist() == as_float.tolist() == [6.0, 1.0]
+def test_the_critic_takes_the_action_at_its_first_layer():
+    """E2, departure 5: Q(s, a) is one MLP over [s, a], so the action enters at the first layer."""
+    critic = ddpg.Critic(3, 2, hidden_sizes=(16, 16))
+    s, a = torch.randn(7, 3), torch.randn(7, 2)
+    assert critic.net[0].in_features == 3 + 2 and critic(s, a).shape == (7,)
+    assert not torch.equal(critic(s, a), critic(s, torch.randn(7, 2)))
+    with torch.no_grad():
+        critic.net[0].weight[:, 3:].zero_()  # the action's weights in the first layer: without them, Q ignores a
+    assert torch.equal(critic(s, a), critic(s, torch.randn(7, 2)))
+
+
+# --- E4: the replay buffer ---
+
+
+def test_replay_buffer_wraps_around():
+    buf = ddpg.ReplayBuffer(obs_dim=1, action_dim=1, capacity=3)
+    for i in range(5):  # transitions 0..4; 3 and 4 overwrite 0 and 1
+        buf.add([i], [i], i, [i + 1], i % 2)
+    assert buf.size == 3 and buf.pos == 2
+    assert buf.s[:, 0].tolist() == [3, 4, 2]
+    assert buf.s2[:, 0].tolist() == [4, 5, 3]
+    assert buf.terminated.tolist() == [1, 0, 0]
+
+
+def test_replay_buffer_samples_uniformly_from_what_it_holds():
+    buf = ddpg.ReplayBuffer(obs_dim=2, action_dim=1, capacity=10)
+    for i in range(4):
+        buf.add([i, -i], [i], float(i), [i + 1, 0], 0)
+    batch = buf.sample(4000, torch.Generator().manual_seed(0))
+    assert batch.s.shape == (4000, 2) and batch.a.shape == (4000, 1) and batch.r.shape == (4000,)
+    counts = np.bincount(batch.r.numpy().astype(int), minlength=10)
+    assert counts[4:].sum() == 0  # never the empty slots
+    assert np.all(np.abs(counts[:4] - 1000) < 150)  # uniform over the 4 stored
+    assert torch.equal(batch.s2[:, 0], batch.r + 1)  # rows stay together
+
+
+# --- E5: exploration noise, Gaussian and Ornstein-Uhlenbeck ---
 
 
 def test_gaussian_exploration_noise_scale_and_clipping():
@@ -164,33 +209,31 @@ def test_ou_noise_is_correlated_in_time_with_the_stationary_spread():
     assert xs.std() == pytest.approx(0.3 / np.sqrt(1 - (1 - theta) ** 2), rel=0.05)  # AR(1) stationary std
 
 
-# --- Tier 2: networks, buffer, gradient and state properties ---
+# --- E6: the TD target ---
 
 
-def test_actor_scales_to_asymmetric_bounds():
-    low, high = np.array([0.0, -3.0]), np.array([1.0, 5.0])
-    torch.manual_seed(0)
-    actor = ddpg.Actor(3, low, high, hidden_sizes=(16,))
-    assert torch.equal(actor.action_scale, torch.tensor([0.5, 4.0]))
-    assert torch.equal(actor.action_bias, torch.tensor([0.5, 1.0]))
-    a = actor(torch.randn(1000, 3) * 100)
-    assert a.shape == (1000, 2)
-    assert torch.all(a >= torch.tensor(low, dtype=torch.float32))
-    assert torch.all(a <= torch.tensor(high, dtype=torch.float32))
-    last = actor.net[-1]
-    with torch.no_grad():
-        last.weight.zero_()
-        last.bias.fill_(0.0)  # tanh(0) = 0: the middle of the box
-        assert torch.equal(actor(torch.randn(1, 3)), torch.tensor([[0.5, 1.0]]))
-        last.bias.fill_(100.0)  # tanh -> 1: exactly `high`, not `high` scaled by anything else
-        assert torch.equal(actor(torch.randn(1, 3)), torch.tensor([[1.0, 5.0]]))
-        last.bias.fill_(-100.0)  # tanh -> -1: exactly `low` (0 and -3, not -1 and -5)
-        assert torch.equal(actor(torch.randn(1, 3)), torch.tensor([[0.0, -3.0]]))
+@pytest.mark.parametrize("r, next_q, terminated, gamma, y", [
+    ([1.0, 1.0, -2.0], [10.0, 10.0, 4.0], [0.0, 1.0, 0.0], 0.9, [10.0, 1.0, 1.6]),  # bootstraps unless terminated
+    ([2.0], [100.0], [0.0], 0.0, [2.0]),  # gamma 0: the reward only
+    ([2.0], [100.0], [1.0], 0.99, [2.0]),  # terminal: no bootstrap
+    ([2.0], [100.0], [0.0], 0.99, [101.0]),
+    # A truncated transition is stored with terminated=0, so it bootstraps like any other.
+    ([-1.0], [-50.0], [0.0], 0.5, [-26.0]),
+])
+@pytest.mark.parametrize("mask", [torch.float32, torch.bool])
+def test_td_target_by_hand(r, next_q, terminated, gamma, y, mask):
+    """E6: y = r + gamma * (1 - d) * next_q, with d as a float or a bool mask, or plain numbers."""
+    out = ddpg.td_target(torch.tensor(r), torch.tensor(next_q), torch.tensor(terminated).to(mask), gamma)
+    assert out.tolist() == pytest.approx(y)
+    assert ddpg.td_target(r[0], next_q[0], terminated[0], gamma) == pytest.approx(y[0])
 
 
-def test_critic_shape():
-    critic = ddpg.Critic(3, 2, hidden_sizes=(16, 16))
-    assert critic(torch.randn(7, 3), torch.randn(7, 2)).shape == (7,)
+# --- E7: the critic loss and the critic step ---
+
+
+def test_critic_loss_is_mean_squared_td_error():
+    q, y = torch.tensor([1.0, 2.0]), torch.tensor([0.0, 4.0])
+    assert ddpg.critic_loss(q, y).item() == pytest.approx((1.0 + 4.0) / 2)
 
 
 def make_agent(seed=0):
@@ -213,16 +256,25 @@ def same(a, b):
     return all(torch.equal(x, y) for x, y in zip(a, b))
 
 
-def test_targets_start_as_frozen_copies():
+def test_critic_step_moves_q_toward_the_td_target_and_leaves_the_rest():
     agent = make_agent()
-    assert same(params(agent.actor), params(agent.actor_target))
-    assert same(params(agent.critic), params(agent.critic_target))
-    assert not any(p.requires_grad for p in agent.actor_target.parameters())
-    assert not any(p.requires_grad for p in agent.critic_target.parameters())
-    # copies, not the same tensors: changing the online net leaves the target alone
-    with torch.no_grad():
-        next(agent.actor.parameters()).add_(1.0)
-    assert not same(params(agent.actor), params(agent.actor_target))
+    batch = make_batch()
+    actor_before, targets_before = params(agent.actor), params(agent.critic_target) + params(agent.actor_target)
+    losses = [agent.critic_step(batch, gamma=0.9)["critic_loss"] for _ in range(300)]
+    assert losses[-1] < 0.5 * losses[0]
+    assert same(params(agent.actor), actor_before)
+    assert same(params(agent.critic_target) + params(agent.actor_target), targets_before)
+    assert all(p.grad is None for p in agent.critic_target.parameters())
+
+
+# --- E8: the actor loss and the actor step ---
+
+
+def test_actor_loss_is_minus_mean_q_of_the_actors_action():
+    s = torch.tensor([[1.0], [3.0]])
+    actor = lambda s: 2 * s  # noqa: E731  a = [2, 6]
+    critic = lambda s, a: (s + a).sum(-1)  # noqa: E731  Q = [3, 9]
+    assert ddpg.actor_loss(actor, critic, s).item() == pytest.approx(-6.0)
 
 
 def test_actor_step_changes_actor_and_leaves_critic_untouched():
@@ -251,15 +303,41 @@ def test_actor_step_follows_the_critic():
     assert agent.actor(s).mean().item() > before + 0.1
 
 
-def test_critic_step_moves_q_toward_the_td_target_and_leaves_the_rest():
+# --- E3: the target networks and the soft update ---
+
+
+def constant_net(value):
+    net = torch.nn.Linear(2, 2)
+    with torch.no_grad():
+        for p in net.parameters():
+            p.fill_(value)
+    return net
+
+
+@pytest.mark.parametrize("tau, expected", [(1.0, 2.0), (0.0, 0.0), (0.5, 1.0), (0.25, 0.5)])
+@pytest.mark.parametrize("as_lists", [False, True])
+def test_soft_update(tau, expected, as_lists):
+    target, source = constant_net(0.0), constant_net(2.0)
+    if as_lists:
+        ddpg.soft_update(list(target.parameters()), list(source.parameters()), tau)
+    else:
+        ddpg.soft_update(target, source, tau)
+    for p in target.parameters():
+        assert torch.all(p == expected)
+    for p in source.parameters():  # the source is left alone
+        assert torch.all(p == 2.0)
+
+
+def test_targets_start_as_frozen_copies():
     agent = make_agent()
-    batch = make_batch()
-    actor_before, targets_before = params(agent.actor), params(agent.critic_target) + params(agent.actor_target)
-    losses = [agent.critic_step(batch, gamma=0.9)["critic_loss"] for _ in range(300)]
-    assert losses[-1] < 0.5 * losses[0]
-    assert same(params(agent.actor), actor_before)
-    assert same(params(agent.critic_target) + params(agent.actor_target), targets_before)
-    assert all(p.grad is None for p in agent.critic_target.parameters())
+    assert same(params(agent.actor), params(agent.actor_target))
+    assert same(params(agent.critic), params(agent.critic_target))
+    assert not any(p.requires_grad for p in agent.actor_target.parameters())
+    assert not any(p.requires_grad for p in agent.critic_target.parameters())
+    # copies, not the same tensors: changing the online net leaves the target alone
+    with torch.no_grad():
+        next(agent.actor.parameters()).add_(1.0)
+    assert not same(params(agent.actor), params(agent.actor_target))
 
 
 def test_update_soft_updates_targets_after_the_gradient_steps():
@@ -274,6 +352,9 @@ def test_update_soft_updates_targets_after_the_gradient_steps():
     assert all(p.grad is None for p in agent.actor_target.parameters())
 
 
+# --- E6-E8, E3: one update (DDPG.update) ---
+
+
 def test_update_numbers_match_a_hand_computation():
     agent, batch = make_agent(), make_batch()
     with torch.no_grad():
@@ -285,24 +366,12 @@ def test_update_numbers_match_a_hand_computation():
     assert float(numbers["critic_loss"]) == pytest.approx(((q - y) ** 2).mean().item(), rel=1e-5)
 
 
-# --- TD3's three switches (E9-E11) ---
+# --- E9 (TD3): clipped double Q ---
 
 
 def test_clipped_double_q_by_hand():
     q1, q2 = torch.tensor([1.0, -2.0, 3.0]), torch.tensor([2.0, -3.0, 3.0])
     assert ddpg.clipped_double_q(q1, q2).tolist() == [1.0, -3.0, 3.0]
-
-
-def test_smooth_target_action_by_hand():
-    # mu'(s') = [0.5, 0.9], eps = [0.3, -2.0], c = 0.2 per dimension, bounds [-1, 1] and [0, 1]:
-    # clip(eps) = [0.2, -0.2]; 0.5 + 0.2 = 0.7 stays; 0.9 - 0.2 = 0.7 stays.
-    out = ddpg.smooth_target_action(torch.tensor([[0.5, 0.9]]), torch.tensor([[0.3, -2.0]]), torch.tensor([0.2, 0.2]),
-                                    torch.tensor([-1.0, 0.0]), torch.tensor([1.0, 1.0]))
-    assert out.tolist() == [[pytest.approx(0.7), pytest.approx(0.7)]]
-    # the action bounds clip after the noise: 0.95 + 0.1 -> 1.0; 0.05 - 0.1 -> 0.0 (low 0)
-    out = ddpg.smooth_target_action(torch.tensor([[0.95, 0.05]]), torch.tensor([[0.1, -0.1]]), 0.5,
-                                    torch.tensor([-1.0, 0.0]), torch.tensor([1.0, 1.0]))
-    assert out.tolist() == [[1.0, 0.0]]
 
 
 def make_td3_agent(seed=0, **switches):
@@ -343,6 +412,21 @@ def test_the_actor_follows_the_first_critic_only():
     assert all(p.grad is None for p in agent.critic2.parameters())
 
 
+# --- E10 (TD3): target policy smoothing ---
+
+
+def test_smooth_target_action_by_hand():
+    # mu'(s') = [0.5, 0.9], eps = [0.3, -2.0], c = 0.2 per dimension, bounds [-1, 1] and [0, 1]:
+    # clip(eps) = [0.2, -0.2]; 0.5 + 0.2 = 0.7 stays; 0.9 - 0.2 = 0.7 stays.
+    out = ddpg.smooth_target_action(torch.tensor([[0.5, 0.9]]), torch.tensor([[0.3, -2.0]]), torch.tensor([0.2, 0.2]),
+                                    torch.tensor([-1.0, 0.0]), torch.tensor([1.0, 1.0]))
+    assert out.tolist() == [[pytest.approx(0.7), pytest.approx(0.7)]]
+    # the action bounds clip after the noise: 0.95 + 0.1 -> 1.0; 0.05 - 0.1 -> 0.0 (low 0)
+    out = ddpg.smooth_target_action(torch.tensor([[0.95, 0.05]]), torch.tensor([[0.1, -0.1]]), 0.5,
+                                    torch.tensor([-1.0, 0.0]), torch.tensor([1.0, 1.0]))
+    assert out.tolist() == [[1.0, 0.0]]
+
+
 def test_target_smoothing_draws_clipped_noise_around_the_target_action():
     agent, batch = make_td3_agent(target_noise=0.2, target_noise_clip=0.5), make_batch()
     assert agent.target_noise.tolist() == [pytest.approx(0.4)] and agent.target_noise_clip.tolist() == [1.0]  # half-range 2
@@ -353,6 +437,9 @@ def test_target_smoothing_draws_clipped_noise_around_the_target_action():
         a2 = (agent.actor_target(batch.s2) + eps.clamp(-1.0, 1.0)).clamp(-2.0, 2.0)
         y = batch.r + 0.9 * (1 - batch.terminated) * agent.critic_target(batch.s2, a2)
     assert numbers["target_mean"] == pytest.approx(y.mean().item(), rel=1e-5)
+
+
+# --- E11 (TD3): delayed policy updates ---
 
 
 def test_policy_delay_steps_the_actor_and_targets_every_nth_update(tmp_path):
@@ -376,78 +463,26 @@ def test_policy_delay_steps_the_actor_and_targets_every_nth_update(tmp_path):
     assert [step for step, _ in snapshots] == [False, False, True] * 3
 
 
-def test_td3_sets_the_three_switches_and_a_switch_given_wins():
-    cfg = ddpg.config_for("Pendulum-v1", td3=True)
-    assert (cfg.twin_critics, cfg.target_noise, cfg.target_noise_clip, cfg.policy_delay) == (True, 0.2, 0.5, 2)
-    assert ddpg.algorithm_name(cfg) == "TD3" and ddpg.algorithm_name(ddpg.Config()) == "DDPG"
-    cfg = ddpg.config_for("Hopper-v5", td3=True, policy_delay=3)
-    assert cfg.policy_delay == 3 and cfg.twin_critics and cfg.batch_size == 256  # the preset stays
-    assert ddpg.algorithm_name(cfg) == "DDPG + twin critics + target smoothing + policy delay"
-    assert ddpg.algorithm_name(ddpg.Config(twin_critics=True)) == "DDPG + twin critics"
+# --- Evaluation ---
 
 
-def test_td3_runs_checkpoint_resume_load_and_export(tmp_path, capsys):
-    out = tmp_path / "td3"
-    argv = ["--env", "test_ddpg:Counter-v0", "--td3", "--no-twin-critics", "--total-steps", "30",
-            "--learning-starts", "4", "--batch-size", "4", "--eval-every", "10", "--eval-episodes", "1",
-            "--hidden-sizes", "8", "--no-report", "--out", str(out)]
-    assert ddpg.main(argv) == 0
-    assert "training DDPG + target smoothing + policy delay on" in capsys.readouterr().out
-    header = json.loads((out / "metrics.jsonl").read_text().splitlines()[0])
-    assert header["algorithm"] == "DDPG + target smoothing + policy delay" and header["config"]["policy_delay"] == 2
-
-    argv[argv.index("--no-twin-critics")] = "--twin-critics"
-    argv[-1] = str(tmp_path / "full")
-    argv[argv.index("--total-steps") + 1] = "20"
-    assert ddpg.main(argv) == 0
-    saved = torch.load(tmp_path / "full" / "model.pt", weights_only=True)
-    assert {"critic2", "critic2_target"} <= set(saved)
-    assert ddpg.main(["--resume", str(tmp_path / "full"), "--total-steps", "30"]) == 0
-    capsys.readouterr()
-    assert ddpg.main(["--load", str(tmp_path / "full" / "best.pt"), "--eval-only"]) == 0  # switches from it
-    assert "mean return" in capsys.readouterr().out
-    assert ddpg.main(["--load", str(out / "best.pt"), "--twin-critics", "--eval-only"]) == 2
-    assert "holds one critic" in capsys.readouterr().err
-    assert ddpg.main(["--load", str(tmp_path / "full" / "best.pt"), "--export", str(tmp_path / "p.pt2")]) == 0
+def test_best_pt_reproduces_its_evaluation(tmp_path, capsys):
+    result = ddpg.train(ddpg.Config(total_steps=4000, eval_every=1000, eval_episodes=3, seed=2, report=True,
+                                    out=str(tmp_path / "run")))
+    out = capsys.readouterr().out
+    evals = [r for r in strict_json(result["run_dir"] / "metrics.jsonl") if "eval_return" in r]
+    best = max(evals, key=lambda r: r["eval_return"])
+    assert result["best"] == (best["eval_return"], best["step"])
+    assert f"best evaluation: mean return {best['eval_return']:.1f} at step {best['step']:,} (best.pt)" in out
+    # no --seed 2 or --eval-episodes 3: --load takes them from the checkpoint
+    assert ddpg.main(["--eval-only", "--load", str(result["run_dir"] / "best.pt")]) == 0
+    assert f"(step {best['step']:,}): mean return {best['eval_return']:.1f} over 3 episodes" in capsys.readouterr().out
+    marker = trace(ddpg.report_figures([("run", ddpg.read_metrics(result["run_dir"])[0])])["learning"],
+                   "best evaluation (best.pt)")
+    assert marker["x"] == [best["step"]] and marker["y"] == [best["eval_return"]]
 
 
-def test_env_kwargs_reach_gymnasium_make(tmp_path, capsys):
-    assert ddpg.parse_env_kwarg("end_at:3") == ("end_at", 3)
-    assert ddpg.parse_env_kwarg("name:abc") == ("name", "abc")
-    cfg = quick(tmp_path, env_kwargs={"end_at": 2}, total_steps=8)
-    result = ddpg.train(cfg, quiet=True)
-    assert result["buffer"].terminated[1] == 1.0 and result["buffer"].terminated[0] == 0.0  # ends at t = 2
-    assert ddpg.main(["--env", "test_ddpg:Counter-v0", "--env-kwargs", "nonsense:1", "--out",
-                      str(tmp_path / "x")]) == 2
-    assert "nonsense" in capsys.readouterr().err
-    with pytest.raises(SystemExit) as e:
-        ddpg.main(["--env-kwargs", "no_colon"])
-    assert e.value.code == 2 and "KEY:VALUE" in capsys.readouterr().err
-
-
-def test_replay_buffer_wraps_around():
-    buf = ddpg.ReplayBuffer(obs_dim=1, action_dim=1, capacity=3)
-    for i in range(5):  # transitions 0..4; 3 and 4 overwrite 0 and 1
-        buf.add([i], [i], i, [i + 1], i % 2)
-    assert buf.size == 3 and buf.pos == 2
-    assert buf.s[:, 0].tolist() == [3, 4, 2]
-    assert buf.s2[:, 0].tolist() == [4, 5, 3]
-    assert buf.terminated.tolist() == [1, 0, 0]
-
-
-def test_replay_buffer_samples_uniformly_from_what_it_holds():
-    buf = ddpg.ReplayBuffer(obs_dim=2, action_dim=1, capacity=10)
-    for i in range(4):
-        buf.add([i, -i], [i], float(i), [i + 1, 0], 0)
-    batch = buf.sample(4000, torch.Generator().manual_seed(0))
-    assert batch.s.shape == (4000, 2) and batch.a.shape == (4000, 1) and batch.r.shape == (4000,)
-    counts = np.bincount(batch.r.numpy().astype(int), minlength=10)
-    assert counts[4:].sum() == 0  # never the empty slots
-    assert np.all(np.abs(counts[:4] - 1000) < 150)  # uniform over the 4 stored
-    assert torch.equal(batch.s2[:, 0], batch.r + 1)  # rows stay together
-
-
-# --- The training loop's bookkeeping ---
+# --- The training run: E4 and E6's traps in the loop, its records ---
 
 
 def test_truncation_is_stored_as_not_terminated_with_the_true_last_observation(tmp_path):
@@ -472,29 +507,6 @@ def test_actions_respect_asymmetric_bounds_in_training(tmp_path):
     a = result["buffer"].a[:60]
     assert a[:, 0].min() >= 0 and a[:, 0].max() <= 1 and a[:, 1].min() >= -3 and a[:, 1].max() <= 5
     assert a[:, 1].max() > 1.5  # uses the upper part of the range, not only [-3, 3]
-
-
-def test_saturation_is_the_share_of_actions_at_a_bound(tmp_path):
-    env = ddpg.make_env("test_ddpg:Asymmetric-v0")  # low (0, -3), high (1, 5)
-    agent = ddpg.DDPG(2, env.action_space.low, env.action_space.high, (8,))
-    s = torch.zeros(4, 2)
-    with torch.no_grad():
-        agent.actor.net[-1].weight.zero_()
-        agent.actor.net[-1].bias.copy_(torch.tensor([0.0, 100.0]))  # a = (0.5, 5.0): the middle, the high bound
-    assert ddpg.saturation(agent, s) == 0.5
-    with torch.no_grad():
-        agent.actor.net[-1].bias.copy_(torch.tensor([-2.0, -2.0]))  # tanh = -0.964: 1.8% of the range from low
-    assert ddpg.saturation(agent, s) == 0.0
-    with torch.no_grad():
-        agent.actor.net[-1].bias.copy_(torch.tensor([-2.4, 2.4]))  # tanh = -+0.984: within 1% of both bounds
-    assert ddpg.saturation(agent, s) == 1.0
-    env.close()
-
-
-def test_no_probe_states(tmp_path):
-    run = ddpg.train(quick(tmp_path, probe_states=0, report=True), quiet=True)["run_dir"]
-    evals = [json.loads(line) for line in open(run / "metrics.jsonl") if "probe_actions" in line]
-    assert evals[-1]["probe_actions"] == [] and (run / "report.html").exists()
 
 
 def test_metrics_keys_and_run_folder(tmp_path):
@@ -533,28 +545,28 @@ def test_same_seed_same_metrics(tmp_path):
     assert strip_timing(a["run_dir"] / "metrics.jsonl") != strip_timing(c["run_dir"] / "metrics.jsonl")
 
 
-def test_checkpoint_round_trip(tmp_path, capsys):
-    cfg = dict(env="Pendulum-v1", total_steps=600, learning_starts=300, eval_every=600, eval_episodes=2,
-               report=False)
-    result = ddpg.train(ddpg.Config(**cfg, out=str(tmp_path / "run")), quiet=True)
-    ckpt = result["run_dir"] / "model.pt"
-    data = ddpg.load_checkpoint(str(ckpt))
-    env = gym.make("Pendulum-v1")
-    agent = ddpg.agent_from_checkpoint(data, str(ckpt), env, ddpg.Config(), "cpu")
-    for name in ("actor", "critic", "actor_target", "critic_target"):
-        assert same(params(getattr(agent, name)), params(getattr(result["agent"], name)))
-    assert data["step"] == 600
-    assert agent.critic_optimizer.state_dict()["state"][0]["step"] == 300  # optimizer state came back too
-    # --eval-only on the checkpoint reproduces the run's final evaluation exactly
-    assert ddpg.main(["--load", str(ckpt), "--eval-only", "--eval-episodes", "2"]) == 0
-    assert f"mean return {result['final_eval_return']:.1f}" in capsys.readouterr().out
-    # and training resumes from its step
-    resumed = ddpg.train(ddpg.Config(**{**cfg, "total_steps": 800}, load=str(ckpt), out=str(tmp_path / "more")),
-                         quiet=True)
-    assert resumed["steps"] == 800 and resumed["buffer"].size == 200
+def test_no_probe_states(tmp_path):
+    run = ddpg.train(quick(tmp_path, probe_states=0, report=True), quiet=True)["run_dir"]
+    evals = [json.loads(line) for line in open(run / "metrics.jsonl") if "probe_actions" in line]
+    assert evals[-1]["probe_actions"] == [] and (run / "report.html").exists()
 
 
-# --- Bad input: one line on stderr, exit status 2, no traceback, nothing written ---
+# --- It learns ---
+
+
+def test_learns_pendulum(tmp_path):
+    # Defaults, 6,000 steps (a third of the default budget). A correct DDPG gets above
+    # -300 here (seed 0: about -115); random or broken updates stay near -1,200.
+    result = ddpg.train(ddpg.Config(total_steps=6_000, report=False, out=str(tmp_path / "run")), quiet=True)
+    assert result["final_eval_return"] >= -300, result["final_eval_returns"]
+
+
+# ========================================================================================
+# Part B: the machinery, in the order of ddpg.py
+# ========================================================================================
+
+
+# --- Input checks and environments: one line on stderr, exit status 2, no traceback, nothing written ---
 
 
 def fails(argv, capsys, *words):
@@ -598,23 +610,38 @@ def test_cuda_without_cuda(capsys, tmp_path):
     fails(["--device", "cuda", "--out", str(tmp_path / "x")], capsys, "CUDA", "--device cpu")
 
 
-def test_bad_checkpoints(capsys, tmp_path):
-    fails(["--load", str(tmp_path / "missing.pt"), "--eval-only"], capsys, "not found")
-    (tmp_path / "corrupt.pt").write_bytes(b"this is not a checkpoint")
-    fails(["--load", str(tmp_path / "corrupt.pt"), "--eval-only"], capsys, "corrupt")
-    torch.save({"weights": torch.ones(2)}, tmp_path / "other.pt")
-    fails(["--load", str(tmp_path / "other.pt"), "--eval-only"], capsys, "not a ddpg.py checkpoint")
-    fails(["--load", str(tmp_path), "--eval-only"], capsys, "folder")
-    run = ddpg.train(quick(tmp_path), quiet=True)["run_dir"]  # trained on Counter-v0
-    fails(["--load", str(run / "model.pt"), "--eval-only", "--env", "Pendulum-v1"], capsys,
-          "pass --env test_ddpg:Counter-v0")
-    data = torch.load(run / "model.pt", weights_only=True)
-    torch.save({k: v for k, v in data.items() if k != "critic"}, tmp_path / "incomplete.pt")
-    fails(["--load", str(tmp_path / "incomplete.pt"), "--eval-only"], capsys, "lacks critic")
-    data["config"]["hidden_sizes"] = [32]  # says 32 wide, holds 8 wide weights
-    torch.save(data, tmp_path / "mismatch.pt")
-    fails(["--load", str(tmp_path / "mismatch.pt"), "--eval-only", "--env", "test_ddpg:Counter-v0"], capsys,
-          "does not match")
+def test_env_kwargs_reach_gymnasium_make(tmp_path, capsys):
+    assert ddpg.parse_env_kwarg("end_at:3") == ("end_at", 3)
+    assert ddpg.parse_env_kwarg("name:abc") == ("name", "abc")
+    cfg = quick(tmp_path, env_kwargs={"end_at": 2}, total_steps=8)
+    result = ddpg.train(cfg, quiet=True)
+    assert result["buffer"].terminated[1] == 1.0 and result["buffer"].terminated[0] == 0.0  # ends at t = 2
+    assert ddpg.main(["--env", "test_ddpg:Counter-v0", "--env-kwargs", "nonsense:1", "--out",
+                      str(tmp_path / "x")]) == 2
+    assert "nonsense" in capsys.readouterr().err
+    with pytest.raises(SystemExit) as e:
+        ddpg.main(["--env-kwargs", "no_colon"])
+    assert e.value.code == 2 and "KEY:VALUE" in capsys.readouterr().err
+
+
+def test_a_missing_extra_names_the_install_command(capsys, monkeypatch, tmp_path):
+    def no_mujoco(env_id, **kwargs):
+        raise gym.error.DependencyNotInstalled("MuJoCo is not installed")
+    monkeypatch.setattr(gym, "make", no_mujoco)
+    fails(["--env", "Hopper-v5", "--out", str(tmp_path / "x")], capsys, 'pip install "gymnasium[mujoco]==')
+
+
+def test_mujoco_smoke_run(tmp_path):
+    pytest.importorskip("mujoco")
+    cfg = ddpg.config_for("Hopper-v5", total_steps=600, learning_starts=300, eval_every=600, eval_episodes=1,
+                          report=False, out=str(tmp_path / "run"))
+    result = ddpg.train(cfg, quiet=True)
+    header = strict_json(result["run_dir"] / "metrics.jsonl")[0]
+    assert header["preset"] == "mujoco" and header["config"]["batch_size"] == 256
+    assert result["final_eval_return"] > 0 and result["buffer"].size == 600
+
+
+# --- The run folder: one writer, metrics.jsonl, signals, failed writes ---
 
 
 def test_unwritable_output_folder_and_existing_run(capsys, tmp_path):
@@ -626,18 +653,73 @@ def test_unwritable_output_folder_and_existing_run(capsys, tmp_path):
     assert (run / "metrics.jsonl").read_bytes() == before  # nothing lost
 
 
-def test_help_documents_every_flag():
-    help_text = ddpg.build_parser().format_help()
-    for f in dataclasses.fields(ddpg.Config):
-        flag = f.metadata.get("flag", "--" + f.name.replace("_", "-"))
-        assert flag in help_text and len(f.metadata["help"]) > 10
-    assert "--report" in help_text
+def wait_for(path, timeout=120):
+    for _ in range(timeout * 10):
+        if path.exists():
+            return
+        time.sleep(0.1)
+    raise TimeoutError(path)
 
 
-def test_import_is_silent_and_does_not_need_plotly():
-    code = "import sys, ddpg; assert 'plotly' not in sys.modules; print('ok')"
-    out = subprocess.run([sys.executable, "-c", code], cwd=HERE, capture_output=True, text=True)
-    assert out.returncode == 0 and out.stdout == "ok\n" and out.stderr == ""
+def test_one_writer_per_run_folder_and_a_kill_9_leaves_no_stale_lock(tmp_path, capsys):
+    proc = start_long_run(tmp_path)
+    run = tmp_path / "run"
+    try:
+        wait_for(run / "model.pt")  # its first checkpoint
+        inode = os.stat(run / "metrics.jsonl").st_ino
+        for argv in (["--resume", str(run), "--total-steps", "1"], ["--out", str(run), "--total-steps", "2000"]):
+            assert ddpg.main(argv) == 2
+            err = capsys.readouterr().err
+            assert err.count("\n") == 1 and f"{run} is in use by another process (pid {proc.pid})" in err, err
+        assert os.stat(run / "metrics.jsonl").st_ino == inode  # not trimmed, not replaced: the first run's log lives
+    finally:
+        proc.kill()  # SIGKILL: no handler runs, nothing is cleaned up
+        proc.communicate()
+    step = ddpg.load_checkpoint(run / "model.pt", resume=True)["step"]
+    assert ddpg.main(["--resume", str(run), "--total-steps", str(step + 200)]) == 0  # the lock died with it
+    assert ddpg.load_checkpoint(run / "model.pt", resume=True)["step"] == step + 200
+
+
+def test_a_file_system_without_locks_is_said_in_one_line_and_the_run_goes_on(tmp_path, capsys, monkeypatch):
+    def no_locks(f, how):
+        raise OSError(errno.ENOLCK, "No locks available")
+
+    monkeypatch.setattr(ddpg.fcntl, "flock", no_locks)
+    assert ddpg.main(["--env", "test_ddpg:Counter-v0", "--total-steps", "12", "--learning-starts", "4", "--batch-size",
+                      "4", "--eval-every", "12", "--eval-episodes", "1", "--hidden-sizes", "8", "--no-report", "--out",
+                      str(tmp_path / "run")]) == 0
+    err = capsys.readouterr().err
+    assert err == (f"ddpg.py: warning: cannot lock {tmp_path / 'run'} (No locks available); make sure no other "
+                   "process writes to it\n")
+
+
+def test_two_new_runs_on_one_folder_only_one_writes(tmp_path):
+    argv = [sys.executable, "ddpg.py", "--total-steps", "3000", "--eval-episodes", "1", "--no-report", "--out",
+            str(tmp_path / "run")]
+    procs = [subprocess.Popen(argv, cwd=HERE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+             for _ in range(2)]
+    results = sorted((p.wait(timeout=300), p.stderr.read()) for p in procs)
+    assert [code for code, _ in results] == [0, 2], results
+    assert "is in use by another process" in results[1][1] or "already holds a run" in results[1][1]
+    records = ddpg.read_metrics(tmp_path / "run")[0]
+    assert sum("config" in r for r in records) == 1  # one run's log, not two interleaved
+
+
+def test_saturation_is_the_share_of_actions_at_a_bound(tmp_path):
+    env = ddpg.make_env("test_ddpg:Asymmetric-v0")  # low (0, -3), high (1, 5)
+    agent = ddpg.DDPG(2, env.action_space.low, env.action_space.high, (8,))
+    s = torch.zeros(4, 2)
+    with torch.no_grad():
+        agent.actor.net[-1].weight.zero_()
+        agent.actor.net[-1].bias.copy_(torch.tensor([0.0, 100.0]))  # a = (0.5, 5.0): the middle, the high bound
+    assert ddpg.saturation(agent, s) == 0.5
+    with torch.no_grad():
+        agent.actor.net[-1].bias.copy_(torch.tensor([-2.0, -2.0]))  # tanh = -0.964: 1.8% of the range from low
+    assert ddpg.saturation(agent, s) == 0.0
+    with torch.no_grad():
+        agent.actor.net[-1].bias.copy_(torch.tensor([-2.4, 2.4]))  # tanh = -+0.984: within 1% of both bounds
+    assert ddpg.saturation(agent, s) == 1.0
+    env.close()
 
 
 def start_long_run(tmp_path, ignore=()):
@@ -715,61 +797,53 @@ def test_a_closed_stdout_does_not_kill_the_run(tmp_path):
     assert ddpg.load_checkpoint(str(tmp_path / "run" / "model.pt"))["step"] == 1500
 
 
-# --- Long runs: exact resume, divergence, best.pt, failed writes ---
+def test_a_full_disk_under_metrics_jsonl_stops_the_run_in_one_line_and_it_resumes(tmp_path, monkeypatch, capsys):
+    real_open = open
+
+    class FillsUp:  # metrics.jsonl on a disk that fills up after step 15 (a checkpoint was written at 10)
+        def __init__(self, f):
+            self.f = f
+
+        def write(self, text):
+            if json.loads(text)["step"] >= 15:
+                raise OSError(28, "No space left on device")
+            return self.f.write(text)
+
+        def close(self):
+            self.f.close()
+
+    def fake_open(path, *args, **kwargs):
+        f = real_open(path, *args, **kwargs)
+        return FillsUp(f) if str(path).endswith("metrics.jsonl") else f
+
+    out = tmp_path / "run"
+    monkeypatch.setattr(ddpg, "open", fake_open, raising=False)
+    assert ddpg.main(["--env", "test_ddpg:Counter-v0", "--total-steps", "40", "--learning-starts", "4", "--batch-size",
+                      "4", "--eval-every", "10", "--eval-episodes", "1", "--log-every", "5", "--hidden-sizes", "8",
+                      "--no-report", "--out", str(out)]) == 1
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("ddpg.py: error: cannot write") and "No space left" in err and "\n" not in err, err
+    assert f"--resume {out}" in err
+    monkeypatch.undo()  # space freed: the run goes on from its last checkpoint, step 10
+    assert ddpg.main(["--resume", str(out)]) == 0
+    assert ddpg.load_checkpoint(out / "model.pt", resume=True)["step"] == 40
 
 
-def measurements(path):
-    """metrics.jsonl without timing, the run's own folder and the line that marks a resume."""
-    rows = []
-    for r in strip_timing(path):
-        if not r.get("resumed"):
-            r.get("config", {}).pop("total_steps", None)
-            rows.append(r)
-    return rows
+def test_a_report_that_cannot_be_written_is_one_line_and_training_goes_on(tmp_path, monkeypatch, capsys):
+    def disk_full():
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(ddpg, "plotly_js", disk_full)  # fails halfway through writing the page
+    result = ddpg.train(quick(tmp_path, eval_every=6, report=True), quiet=True)
+    assert result["saved"] is True and result["steps"] == 12  # the run is not lost for its report
+    assert ddpg.load_checkpoint(result["run_dir"] / "model.pt", resume=True)["step"] == 12
+    warnings = capsys.readouterr().err.strip().splitlines()
+    assert len(warnings) == 2 and all("cannot write" in w and "No space left" in w and "goes on" in w for w in warnings)
+    assert not list(result["run_dir"].glob("report.html*"))  # no half page, no temporary
+    fails(["--report", str(result["run_dir"])], capsys, "cannot write", "report.html", "No space left")
 
 
-@pytest.mark.parametrize("noise, switches", [("gaussian", {}), ("ou", {}), ("gaussian", ddpg.TD3)])
-def test_resume_equals_the_uninterrupted_run(tmp_path, noise, switches):
-    # Pendulum-v1 episodes are 200 steps: a checkpoint every 400 steps falls on an episode boundary.
-    cfg = dict(env="Pendulum-v1", learning_starts=300, eval_every=400, eval_episodes=2, log_every=200,
-               noise=noise, report=False, **switches)
-    whole = ddpg.train(ddpg.Config(**cfg, total_steps=1200, out=str(tmp_path / "whole")), quiet=True)
-    ddpg.train(ddpg.Config(**cfg, total_steps=800, out=str(tmp_path / "part")), quiet=True)
-    assert ddpg.main(["--resume", str(tmp_path / "part"), "--total-steps", "1200"]) == 0
-    assert measurements(tmp_path / "part" / "metrics.jsonl") == measurements(whole["run_dir"] / "metrics.jsonl")
-    part, whole_ckpt = (ddpg.load_checkpoint(tmp_path / d / "model.pt", resume=True) for d in ("part", "whole"))
-    for name in ("actor", "critic", "actor_target", "critic_target") + (("critic2", "critic2_target") if switches else ()):
-        assert all(torch.equal(part[name][k], whole_ckpt[name][k]) for k in part[name])
-    assert part["run"]["updates"] == whole_ckpt["run"]["updates"] == 900
-    times = [json.loads(line)["time"] for line in open(tmp_path / "part" / "metrics.jsonl")]
-    assert times == sorted(times)  # time goes on from where the first process stopped
-
-
-def test_resume_after_a_kill_keeps_the_buffer_and_drops_lines_past_the_checkpoint(tmp_path):
-    run = ddpg.train(quick(tmp_path, total_steps=13, eval_every=6), quiet=True)["run_dir"]
-    saved = ddpg.load_checkpoint(run / "model.pt", resume=True)  # written at step 13, mid-episode
-    with open(run / "metrics.jsonl", "a") as f:  # what a process killed after step 13 could have logged
-        f.write(json.dumps({"step": 15, "episode_return": 99.0, "episode_length": 5, "time": 9}) + "\n")
-    result = ddpg.train(ddpg.resume_config(run, total_steps=20), quiet=True)
-    n = saved["step"]
-    for name in ddpg.ReplayBuffer.FIELDS:
-        assert np.array_equal(getattr(result["buffer"], name)[:n], saved["run"]["buffer"][name].numpy())
-    assert result["buffer"].size == 20
-    s = result["buffer"].s
-    assert s[12].tolist() == [2, 20]  # saved at step 13, mid-episode (t = 3 of the third episode) ...
-    assert s[13, 0] == 0  # ... so the resumed run starts a new one (t = 0) where the old one would be at t = 3
-    records = [json.loads(line) for line in open(run / "metrics.jsonl")]
-    assert 99.0 not in [r.get("episode_return") for r in records]
-
-
-def test_resume_refuses_what_it_cannot_do(tmp_path, capsys):
-    fails(["--resume", str(tmp_path / "nothing")], capsys, "not found")
-    run = ddpg.train(quick(tmp_path), quiet=True)["run_dir"]
-    fails(["--resume", str(run), "--gamma", "0.5"], capsys, "--gamma cannot change")
-    (tmp_path / "policy").mkdir()
-    (run / "best.pt").rename(tmp_path / "policy" / "model.pt")
-    fails(["--resume", str(tmp_path / "policy")], capsys, "policy only", "--load")
-    fails(["--env", "test_ddpg:Counter-v0", "--out", str(run)], capsys, "--resume")  # the hint for a used folder
+# --- Divergence: a NaN stops the run with one line, naming the likely cause ---
 
 
 def strict_json(path):
@@ -826,6 +900,49 @@ def test_a_non_finite_action_is_the_learnings_fault(tmp_path, capsys, monkeypatc
                    "--critic-lr (0.001) and --actor-lr (0.001)\n")  # one line: no Gymnasium warning on the way
 
 
+# --- Checkpoints, resume and export ---
+
+
+def test_checkpoint_round_trip(tmp_path, capsys):
+    cfg = dict(env="Pendulum-v1", total_steps=600, learning_starts=300, eval_every=600, eval_episodes=2,
+               report=False)
+    result = ddpg.train(ddpg.Config(**cfg, out=str(tmp_path / "run")), quiet=True)
+    ckpt = result["run_dir"] / "model.pt"
+    data = ddpg.load_checkpoint(str(ckpt))
+    env = gym.make("Pendulum-v1")
+    agent = ddpg.agent_from_checkpoint(data, str(ckpt), env, ddpg.Config(), "cpu")
+    for name in ("actor", "critic", "actor_target", "critic_target"):
+        assert same(params(getattr(agent, name)), params(getattr(result["agent"], name)))
+    assert data["step"] == 600
+    assert agent.critic_optimizer.state_dict()["state"][0]["step"] == 300  # optimizer state came back too
+    # --eval-only on the checkpoint reproduces the run's final evaluation exactly
+    assert ddpg.main(["--load", str(ckpt), "--eval-only", "--eval-episodes", "2"]) == 0
+    assert f"mean return {result['final_eval_return']:.1f}" in capsys.readouterr().out
+    # and training resumes from its step
+    resumed = ddpg.train(ddpg.Config(**{**cfg, "total_steps": 800}, load=str(ckpt), out=str(tmp_path / "more")),
+                         quiet=True)
+    assert resumed["steps"] == 800 and resumed["buffer"].size == 200
+
+
+def test_bad_checkpoints(capsys, tmp_path):
+    fails(["--load", str(tmp_path / "missing.pt"), "--eval-only"], capsys, "not found")
+    (tmp_path / "corrupt.pt").write_bytes(b"this is not a checkpoint")
+    fails(["--load", str(tmp_path / "corrupt.pt"), "--eval-only"], capsys, "corrupt")
+    torch.save({"weights": torch.ones(2)}, tmp_path / "other.pt")
+    fails(["--load", str(tmp_path / "other.pt"), "--eval-only"], capsys, "not a ddpg.py checkpoint")
+    fails(["--load", str(tmp_path), "--eval-only"], capsys, "folder")
+    run = ddpg.train(quick(tmp_path), quiet=True)["run_dir"]  # trained on Counter-v0
+    fails(["--load", str(run / "model.pt"), "--eval-only", "--env", "Pendulum-v1"], capsys,
+          "pass --env test_ddpg:Counter-v0")
+    data = torch.load(run / "model.pt", weights_only=True)
+    torch.save({k: v for k, v in data.items() if k != "critic"}, tmp_path / "incomplete.pt")
+    fails(["--load", str(tmp_path / "incomplete.pt"), "--eval-only"], capsys, "lacks critic")
+    data["config"]["hidden_sizes"] = [32]  # says 32 wide, holds 8 wide weights
+    torch.save(data, tmp_path / "mismatch.pt")
+    fails(["--load", str(tmp_path / "mismatch.pt"), "--eval-only", "--env", "test_ddpg:Counter-v0"], capsys,
+          "does not match")
+
+
 def nan_checkpoints(tmp_path):
     """A run's model.pt and best.pt, copied with one actor bias set to NaN."""
     run = ddpg.train(quick(tmp_path), quiet=True)["run_dir"]
@@ -851,56 +968,58 @@ def test_a_checkpoint_with_non_finite_weights_is_refused_by_every_reader(tmp_pat
     assert not (tmp_path / "new").exists() and not (tmp_path / "p.pt2").exists()
 
 
-def wait_for(path, timeout=120):
-    for _ in range(timeout * 10):
-        if path.exists():
-            return
-        time.sleep(0.1)
-    raise TimeoutError(path)
+def measurements(path):
+    """metrics.jsonl without timing, the run's own folder and the line that marks a resume."""
+    rows = []
+    for r in strip_timing(path):
+        if not r.get("resumed"):
+            r.get("config", {}).pop("total_steps", None)
+            rows.append(r)
+    return rows
 
 
-def test_one_writer_per_run_folder_and_a_kill_9_leaves_no_stale_lock(tmp_path, capsys):
-    proc = start_long_run(tmp_path)
-    run = tmp_path / "run"
-    try:
-        wait_for(run / "model.pt")  # its first checkpoint
-        inode = os.stat(run / "metrics.jsonl").st_ino
-        for argv in (["--resume", str(run), "--total-steps", "1"], ["--out", str(run), "--total-steps", "2000"]):
-            assert ddpg.main(argv) == 2
-            err = capsys.readouterr().err
-            assert err.count("\n") == 1 and f"{run} is in use by another process (pid {proc.pid})" in err, err
-        assert os.stat(run / "metrics.jsonl").st_ino == inode  # not trimmed, not replaced: the first run's log lives
-    finally:
-        proc.kill()  # SIGKILL: no handler runs, nothing is cleaned up
-        proc.communicate()
-    step = ddpg.load_checkpoint(run / "model.pt", resume=True)["step"]
-    assert ddpg.main(["--resume", str(run), "--total-steps", str(step + 200)]) == 0  # the lock died with it
-    assert ddpg.load_checkpoint(run / "model.pt", resume=True)["step"] == step + 200
+@pytest.mark.parametrize("noise, switches", [("gaussian", {}), ("ou", {}), ("gaussian", ddpg.TD3)])
+def test_resume_equals_the_uninterrupted_run(tmp_path, noise, switches):
+    # Pendulum-v1 episodes are 200 steps: a checkpoint every 400 steps falls on an episode boundary.
+    cfg = dict(env="Pendulum-v1", learning_starts=300, eval_every=400, eval_episodes=2, log_every=200,
+               noise=noise, report=False, **switches)
+    whole = ddpg.train(ddpg.Config(**cfg, total_steps=1200, out=str(tmp_path / "whole")), quiet=True)
+    ddpg.train(ddpg.Config(**cfg, total_steps=800, out=str(tmp_path / "part")), quiet=True)
+    assert ddpg.main(["--resume", str(tmp_path / "part"), "--total-steps", "1200"]) == 0
+    assert measurements(tmp_path / "part" / "metrics.jsonl") == measurements(whole["run_dir"] / "metrics.jsonl")
+    part, whole_ckpt = (ddpg.load_checkpoint(tmp_path / d / "model.pt", resume=True) for d in ("part", "whole"))
+    for name in ("actor", "critic", "actor_target", "critic_target") + (("critic2", "critic2_target") if switches else ()):
+        assert all(torch.equal(part[name][k], whole_ckpt[name][k]) for k in part[name])
+    assert part["run"]["updates"] == whole_ckpt["run"]["updates"] == 900
+    times = [json.loads(line)["time"] for line in open(tmp_path / "part" / "metrics.jsonl")]
+    assert times == sorted(times)  # time goes on from where the first process stopped
 
 
-def test_a_file_system_without_locks_is_said_in_one_line_and_the_run_goes_on(tmp_path, capsys, monkeypatch):
-    def no_locks(f, how):
-        raise OSError(errno.ENOLCK, "No locks available")
+def test_resume_after_a_kill_keeps_the_buffer_and_drops_lines_past_the_checkpoint(tmp_path):
+    run = ddpg.train(quick(tmp_path, total_steps=13, eval_every=6), quiet=True)["run_dir"]
+    saved = ddpg.load_checkpoint(run / "model.pt", resume=True)  # written at step 13, mid-episode
+    with open(run / "metrics.jsonl", "a") as f:  # what a process killed after step 13 could have logged
+        f.write(json.dumps({"step": 15, "episode_return": 99.0, "episode_length": 5, "time": 9}) + "\n")
+    result = ddpg.train(ddpg.resume_config(run, total_steps=20), quiet=True)
+    n = saved["step"]
+    for name in ddpg.ReplayBuffer.FIELDS:
+        assert np.array_equal(getattr(result["buffer"], name)[:n], saved["run"]["buffer"][name].numpy())
+    assert result["buffer"].size == 20
+    s = result["buffer"].s
+    assert s[12].tolist() == [2, 20]  # saved at step 13, mid-episode (t = 3 of the third episode) ...
+    assert s[13, 0] == 0  # ... so the resumed run starts a new one (t = 0) where the old one would be at t = 3
+    records = [json.loads(line) for line in open(run / "metrics.jsonl")]
+    assert 99.0 not in [r.get("episode_return") for r in records]
 
-    monkeypatch.setattr(ddpg.fcntl, "flock", no_locks)
-    assert ddpg.main(["--env", "test_ddpg:Counter-v0", "--total-steps", "12", "--learning-starts", "4", "--batch-size",
-                      "4", "--eval-every", "12", "--eval-episodes", "1", "--hidden-sizes", "8", "--no-report", "--out",
-                      str(tmp_path / "run")]) == 0
-    err = capsys.readouterr().err
-    assert err == (f"ddpg.py: warning: cannot lock {tmp_path / 'run'} (No locks available); make sure no other "
-                   "process writes to it\n")
 
-
-def test_two_new_runs_on_one_folder_only_one_writes(tmp_path):
-    argv = [sys.executable, "ddpg.py", "--total-steps", "3000", "--eval-episodes", "1", "--no-report", "--out",
-            str(tmp_path / "run")]
-    procs = [subprocess.Popen(argv, cwd=HERE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-             for _ in range(2)]
-    results = sorted((p.wait(timeout=300), p.stderr.read()) for p in procs)
-    assert [code for code, _ in results] == [0, 2], results
-    assert "is in use by another process" in results[1][1] or "already holds a run" in results[1][1]
-    records = ddpg.read_metrics(tmp_path / "run")[0]
-    assert sum("config" in r for r in records) == 1  # one run's log, not two interleaved
+def test_resume_refuses_what_it_cannot_do(tmp_path, capsys):
+    fails(["--resume", str(tmp_path / "nothing")], capsys, "not found")
+    run = ddpg.train(quick(tmp_path), quiet=True)["run_dir"]
+    fails(["--resume", str(run), "--gamma", "0.5"], capsys, "--gamma cannot change")
+    (tmp_path / "policy").mkdir()
+    (run / "best.pt").rename(tmp_path / "policy" / "model.pt")
+    fails(["--resume", str(tmp_path / "policy")], capsys, "policy only", "--load")
+    fails(["--env", "test_ddpg:Counter-v0", "--out", str(run)], capsys, "--resume")  # the hint for a used folder
 
 
 def test_resume_names_a_damaged_metrics_line_and_loses_nothing(tmp_path, capsys):
@@ -914,22 +1033,6 @@ def test_resume_names_a_damaged_metrics_line_and_loses_nothing(tmp_path, capsys)
                    "kept as it is\n")
     after = (run / "metrics.jsonl").read_text().splitlines(keepends=True)
     assert after[:len(lines)] == lines and len(after) > len(lines)
-
-
-def test_best_pt_reproduces_its_evaluation(tmp_path, capsys):
-    result = ddpg.train(ddpg.Config(total_steps=4000, eval_every=1000, eval_episodes=3, seed=2, report=True,
-                                    out=str(tmp_path / "run")))
-    out = capsys.readouterr().out
-    evals = [r for r in strict_json(result["run_dir"] / "metrics.jsonl") if "eval_return" in r]
-    best = max(evals, key=lambda r: r["eval_return"])
-    assert result["best"] == (best["eval_return"], best["step"])
-    assert f"best evaluation: mean return {best['eval_return']:.1f} at step {best['step']:,} (best.pt)" in out
-    # no --seed 2 or --eval-episodes 3: --load takes them from the checkpoint
-    assert ddpg.main(["--eval-only", "--load", str(result["run_dir"] / "best.pt")]) == 0
-    assert f"(step {best['step']:,}): mean return {best['eval_return']:.1f} over 3 episodes" in capsys.readouterr().out
-    marker = trace(ddpg.report_figures([("run", ddpg.read_metrics(result["run_dir"])[0])])["learning"],
-                   "best evaluation (best.pt)")
-    assert marker["x"] == [best["step"]] and marker["y"] == [best["eval_return"]]
 
 
 def test_load_takes_env_sizes_and_rates_from_the_checkpoint_unless_given(tmp_path, capsys):
@@ -971,53 +1074,29 @@ def test_a_failed_checkpoint_write_leaves_the_previous_one(tmp_path, monkeypatch
     assert not list(result["run_dir"].glob("*.tmp"))
 
 
-def test_a_report_that_cannot_be_written_is_one_line_and_training_goes_on(tmp_path, monkeypatch, capsys):
-    def disk_full():
-        raise OSError(28, "No space left on device")
+def test_td3_runs_checkpoint_resume_load_and_export(tmp_path, capsys):
+    out = tmp_path / "td3"
+    argv = ["--env", "test_ddpg:Counter-v0", "--td3", "--no-twin-critics", "--total-steps", "30",
+            "--learning-starts", "4", "--batch-size", "4", "--eval-every", "10", "--eval-episodes", "1",
+            "--hidden-sizes", "8", "--no-report", "--out", str(out)]
+    assert ddpg.main(argv) == 0
+    assert "training DDPG + target smoothing + policy delay on" in capsys.readouterr().out
+    header = json.loads((out / "metrics.jsonl").read_text().splitlines()[0])
+    assert header["algorithm"] == "DDPG + target smoothing + policy delay" and header["config"]["policy_delay"] == 2
 
-    monkeypatch.setattr(ddpg, "plotly_js", disk_full)  # fails halfway through writing the page
-    result = ddpg.train(quick(tmp_path, eval_every=6, report=True), quiet=True)
-    assert result["saved"] is True and result["steps"] == 12  # the run is not lost for its report
-    assert ddpg.load_checkpoint(result["run_dir"] / "model.pt", resume=True)["step"] == 12
-    warnings = capsys.readouterr().err.strip().splitlines()
-    assert len(warnings) == 2 and all("cannot write" in w and "No space left" in w and "goes on" in w for w in warnings)
-    assert not list(result["run_dir"].glob("report.html*"))  # no half page, no temporary
-    fails(["--report", str(result["run_dir"])], capsys, "cannot write", "report.html", "No space left")
-
-
-def test_a_full_disk_under_metrics_jsonl_stops_the_run_in_one_line_and_it_resumes(tmp_path, monkeypatch, capsys):
-    real_open = open
-
-    class FillsUp:  # metrics.jsonl on a disk that fills up after step 15 (a checkpoint was written at 10)
-        def __init__(self, f):
-            self.f = f
-
-        def write(self, text):
-            if json.loads(text)["step"] >= 15:
-                raise OSError(28, "No space left on device")
-            return self.f.write(text)
-
-        def close(self):
-            self.f.close()
-
-    def fake_open(path, *args, **kwargs):
-        f = real_open(path, *args, **kwargs)
-        return FillsUp(f) if str(path).endswith("metrics.jsonl") else f
-
-    out = tmp_path / "run"
-    monkeypatch.setattr(ddpg, "open", fake_open, raising=False)
-    assert ddpg.main(["--env", "test_ddpg:Counter-v0", "--total-steps", "40", "--learning-starts", "4", "--batch-size",
-                      "4", "--eval-every", "10", "--eval-episodes", "1", "--log-every", "5", "--hidden-sizes", "8",
-                      "--no-report", "--out", str(out)]) == 1
-    err = capsys.readouterr().err.strip()
-    assert err.startswith("ddpg.py: error: cannot write") and "No space left" in err and "\n" not in err, err
-    assert f"--resume {out}" in err
-    monkeypatch.undo()  # space freed: the run goes on from its last checkpoint, step 10
-    assert ddpg.main(["--resume", str(out)]) == 0
-    assert ddpg.load_checkpoint(out / "model.pt", resume=True)["step"] == 40
-
-
-# --- Export: the policy without ddpg.py ---
+    argv[argv.index("--no-twin-critics")] = "--twin-critics"
+    argv[-1] = str(tmp_path / "full")
+    argv[argv.index("--total-steps") + 1] = "20"
+    assert ddpg.main(argv) == 0
+    saved = torch.load(tmp_path / "full" / "model.pt", weights_only=True)
+    assert {"critic2", "critic2_target"} <= set(saved)
+    assert ddpg.main(["--resume", str(tmp_path / "full"), "--total-steps", "30"]) == 0
+    capsys.readouterr()
+    assert ddpg.main(["--load", str(tmp_path / "full" / "best.pt"), "--eval-only"]) == 0  # switches from it
+    assert "mean return" in capsys.readouterr().out
+    assert ddpg.main(["--load", str(out / "best.pt"), "--twin-critics", "--eval-only"]) == 2
+    assert "holds one critic" in capsys.readouterr().err
+    assert ddpg.main(["--load", str(tmp_path / "full" / "best.pt"), "--export", str(tmp_path / "p.pt2")]) == 0
 
 
 def test_export_gives_the_checkpoints_actions_without_ddpg(tmp_path, capsys):
@@ -1044,54 +1123,114 @@ def test_export_gives_the_checkpoints_actions_without_ddpg(tmp_path, capsys):
     fails(["--export", str(tmp_path / "x.pt2")], capsys, "--load")
 
 
-# --- Settings per task family; the help text ---
+# --- The GPU path: what the CPU can test of it here; the rest runs where CUDA is visible ---
 
 
-def test_mujoco_ids_get_the_mujoco_preset_and_flags_override_it():
-    cfg = ddpg.config_for("Hopper-v5")
-    assert cfg.batch_size == ddpg.PRESETS["mujoco"]["batch_size"] == 256 and cfg.gamma == 0.99
-    assert ddpg.config_for("Hopper-v5", gamma=0.9, hidden_sizes=[32]).gamma == 0.9
-    assert ddpg.config_for("Pendulum-v1") == ddpg.Config()  # Pendulum keeps its defaults
-    assert "mujoco preset" in ddpg.settings_line(cfg)
+cuda = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
 
 
-def test_threads_follow_the_network_size_unless_given(monkeypatch):
-    monkeypatch.setattr(os, "cpu_count", lambda: 2)
-    assert ddpg.config_for("Hopper-v5").threads == 1  # 64-64: a second thread buys nothing
-    assert ddpg.config_for("Pendulum-v1", hidden_sizes=[128, 128]).threads == 1
-    assert ddpg.config_for("Hopper-v5", hidden_sizes=[400, 300]).threads == 2
-    assert ddpg.config_for("Hopper-v5", hidden_sizes=[64, 256]).threads == 2
-    assert ddpg.config_for("Hopper-v5", hidden_sizes=[400, 300], threads=1).threads == 1  # a flag wins
-    monkeypatch.setattr(os, "cpu_count", lambda: 1)
-    assert ddpg.config_for("Hopper-v5", hidden_sizes=[400, 300]).threads == 1  # never more than the cores
+def test_device_replay_buffer_holds_and_stores_what_the_cpu_buffer_does():
+    cpu, dev = ddpg.ReplayBuffer(2, 1, capacity=5), ddpg.DeviceReplayBuffer(2, 1, capacity=5, device="cpu")
+    for t in range(7):  # wraps around
+        for buf in (cpu, dev):
+            buf.add([t, -t], [t / 10], float(t), [t + 1, -t - 1], float(t == 6))
+    a, b = cpu.state_dict(), dev.state_dict()
+    assert (a["buffer_pos"], dev.size, dev.filled.item()) == (b["buffer_pos"], 5, 5.0)
+    assert all(torch.equal(a["buffer"][k], b["buffer"][k]) for k in ddpg.ReplayBuffer.FIELDS)
+    other = ddpg.DeviceReplayBuffer(2, 1, capacity=5, device="cpu")
+    other.load_state_dict(a)  # a CPU run's model.pt into the GPU path's buffer, and back
+    assert torch.equal(other.data, dev.data) and other.pos == dev.pos
+    torch.manual_seed(0)
+    batch = dev.sample(64)
+    assert batch.s.shape == (64, 2) and batch.r.shape == (64,) and batch.terminated.shape == (64,)
+    assert torch.equal(batch.s2[:, 0], batch.s[:, 0] + 1) and set(batch.r.tolist()) == {2.0, 3.0, 4.0, 5.0, 6.0}
 
 
-def test_a_missing_extra_names_the_install_command(capsys, monkeypatch, tmp_path):
-    def no_mujoco(env_id, **kwargs):
-        raise gym.error.DependencyNotInstalled("MuJoCo is not installed")
-    monkeypatch.setattr(gym, "make", no_mujoco)
-    fails(["--env", "Hopper-v5", "--out", str(tmp_path / "x")], capsys, 'pip install "gymnasium[mujoco]==')
+def test_the_device_paths_update_is_ddpgs_update_on_the_same_minibatch():
+    # Off a GPU, GraphedUpdate runs eagerly: the draw on the device generator, then DDPG.update.
+    cfg = ddpg.Config(batch_size=16, gamma=0.9, tau=0.1)
+    graphed_agent, eager_agent = make_td3_agent(twin_critics=True), make_td3_agent(twin_critics=True)
+    buf = ddpg.DeviceReplayBuffer(3, 1, capacity=100, device="cpu")
+    batch = make_batch(n=50)
+    for i in range(50):
+        buf.add(batch.s[i].numpy(), batch.a[i].numpy(), batch.r[i].item(), batch.s2[i].numpy(), batch.terminated[i].item())
+    graphed = ddpg.GraphedUpdate(functools.partial(ddpg.sample_and_update, graphed_agent, buf, cfg, None), graphed_agent)
+    for k in range(6):
+        torch.manual_seed(k)
+        s, numbers = graphed(step_actor=k % 2 == 1)
+        torch.manual_seed(k)
+        idx = (torch.rand(16, dtype=torch.float64) * 50).long()
+        expected = eager_agent.update(ddpg.Batch(*(x[idx] for x in batch)), 0.9, 0.1, step_actor=k % 2 == 1)
+        assert torch.equal(s, batch.s[idx])
+        assert {k: v.item() for k, v in numbers.items()} == {k: v.item() for k, v in expected.items()}
+    for name in ("actor", "critic", "critic2", "actor_target", "critic_target", "critic2_target"):
+        assert same(params(getattr(graphed_agent, name)), params(getattr(eager_agent, name))), name
 
 
-def test_mujoco_smoke_run(tmp_path):
-    pytest.importorskip("mujoco")
-    cfg = ddpg.config_for("Hopper-v5", total_steps=600, learning_starts=300, eval_every=600, eval_episodes=1,
-                          report=False, out=str(tmp_path / "run"))
-    result = ddpg.train(cfg, quiet=True)
-    header = strict_json(result["run_dir"] / "metrics.jsonl")[0]
-    assert header["preset"] == "mujoco" and header["config"]["batch_size"] == 256
-    assert result["final_eval_return"] > 0 and result["buffer"].size == 600
+def device_path_on_cpu(monkeypatch):
+    """Run every training run through the GPU path's buffer and update, eagerly, on the CPU."""
+    original = ddpg.Run.__init__
+
+    def init(self, cfg, env, agent, step=0):
+        original(self, cfg, env, agent, step)
+        self.buffer, self.update = ddpg.gpu_path(agent, cfg, env.observation_space.shape[0],
+                                                 env.action_space.shape[0], cfg.buffer_size)
+
+    monkeypatch.setattr(ddpg.Run, "__init__", init)
 
 
-def test_help_says_each_default_once_as_typed():
-    help_text = " ".join(ddpg.build_parser().format_help().split())
-    for bad in ["(default: )", "(default: True)", "(default: False)", "(64, 64)", "TOTAL_STEPS", "HIDDEN_SIZES"]:
-        assert bad not in help_text
-    assert "(default: 128; MuJoCo: 256)" in help_text and "--hidden-sizes N [N ...]" in help_text
-    assert help_text.count("a new folder under runs/") == 1
+def test_the_device_path_learns_pendulum_and_its_checkpoint_resumes_on_the_cpu_path(tmp_path, monkeypatch):
+    with monkeypatch.context() as m:
+        device_path_on_cpu(m)
+        result = ddpg.train(ddpg.Config(total_steps=6_000, report=False, out=str(tmp_path / "run")), quiet=True)
+    assert result["final_eval_return"] >= -300, result["final_eval_returns"]  # test_learns_pendulum's threshold
+    records = ddpg.read_metrics(tmp_path / "run")[0]
+    assert all(isinstance(r["critic_loss"], float) for r in records if "critic_loss" in r)  # read from the device
+    data = torch.load(tmp_path / "run" / "model.pt", weights_only=True)
+    for name in ("actor_optimizer", "critic_optimizer"):  # as a CUDA graph leaves them on a GPU
+        data[name]["param_groups"][0]["capturable"] = True
+    torch.save(data, tmp_path / "run" / "model.pt")
+    assert ddpg.main(["--resume", str(tmp_path / "run"), "--total-steps", "6400"]) == 0  # on the CPU path
+    data = ddpg.load_checkpoint(tmp_path / "run" / "model.pt")
+    agent = ddpg.agent_from_checkpoint(data, "model.pt", gym.make("Pendulum-v1"), ddpg.Config(), "cpu")
+    assert not any(g["capturable"] for o in (agent.actor_optimizer, agent.critic_optimizer) for g in o.param_groups)
+    assert ddpg.load_checkpoint(tmp_path / "run" / "model.pt", resume=True)["run"]["updates"] == 6_400 - 1_000
 
 
-# --- The report (issue 4) ---
+@cuda
+def test_the_cuda_graph_replays_the_eager_update():
+    cfg = ddpg.Config(batch_size=64, gamma=0.99, tau=0.005)
+    agents = [ddpg.DDPG(3, [-2.0], [2.0], (64, 64), device="cuda", twin_critics=True) for _ in range(2)]
+    agents[1].load_state_dict(copy.deepcopy(agents[0].state_dict()))
+    batch = ddpg.Batch(*(x.cuda() for x in make_batch(n=64)))
+    buf = ddpg.DeviceReplayBuffer(3, 1, capacity=10, device="cuda")
+    buf.sample = lambda *args, **kwargs: batch  # the same minibatch for both: the graph reads its tensors
+    graphed = ddpg.GraphedUpdate(functools.partial(ddpg.sample_and_update, agents[0], buf, cfg, None), agents[0])
+    for k in range(300):
+        graphed(step_actor=k % 2 == 1)
+        agents[1].update(batch, cfg.gamma, cfg.tau, step_actor=k % 2 == 1)
+    assert graphed.graphs, "the update was not captured"
+    for name in ("actor", "critic", "critic2", "actor_target", "critic2_target"):
+        for a, b in zip(getattr(agents[0], name).parameters(), getattr(agents[1], name).parameters()):
+            assert torch.allclose(a, b, rtol=1e-4, atol=1e-5), name
+
+
+@cuda
+def test_cuda_learns_pendulum_and_checkpoints_move_between_devices(tmp_path, capsys):
+    out = tmp_path / "gpu"
+    result = ddpg.train(ddpg.Config(total_steps=6_000, device="cuda", report=False, out=str(out)), quiet=True)
+    assert result["final_eval_return"] >= -300, result["final_eval_returns"]
+    assert ddpg.main(["--load", str(out / "best.pt"), "--eval-only", "--device", "cpu"]) == 0
+    assert ddpg.main(["--load", str(out / "best.pt"), "--export", str(tmp_path / "p.pt2")]) == 0
+    assert ddpg.main(["--resume", str(out), "--total-steps", "6400", "--device", "cpu"]) == 0
+    assert ddpg.main(["--resume", str(out), "--total-steps", "6800", "--device", "cuda"]) == 0
+    assert ddpg.load_checkpoint(out / "model.pt", resume=True)["step"] == 6_800
+    cpu = ddpg.train(ddpg.Config(total_steps=1_400, device="cpu", report=False, out=str(tmp_path / "cpu")), quiet=True)
+    assert cpu["saved"] and ddpg.main(["--resume", str(tmp_path / "cpu"), "--total-steps", "1800", "--device",
+                                       "cuda"]) == 0
+
+
+# --- The report (report.html) ---
 
 
 def synthetic_run(folder, seed, episodes=6, evals=3, bad_line=False, config=None):
@@ -1222,126 +1361,37 @@ def test_training_writes_the_report(tmp_path):
     assert html.count("Plotly.newPlot") == 6
 
 
-# --- Tier 3: it learns ---
+# --- The command line ---
 
 
-def test_learns_pendulum(tmp_path):
-    # Defaults, 6,000 steps (a third of the default budget). A correct DDPG gets above
-    # -300 here (seed 0: about -115); random or broken updates stay near -1,200.
-    result = ddpg.train(ddpg.Config(total_steps=6_000, report=False, out=str(tmp_path / "run")), quiet=True)
-    assert result["final_eval_return"] >= -300, result["final_eval_returns"]
+def test_help_documents_every_flag():
+    help_text = ddpg.build_parser().format_help()
+    for f in dataclasses.fields(ddpg.Config):
+        flag = f.metadata.get("flag", "--" + f.name.replace("_", "-"))
+        assert flag in help_text and len(f.metadata["help"]) > 10
+    assert "--report" in help_text
 
 
-# --- The GPU path: what the CPU can test of it here; the rest runs where CUDA is visible ---
-
-cuda = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
-
-
-def test_device_replay_buffer_holds_and_stores_what_the_cpu_buffer_does():
-    cpu, dev = ddpg.ReplayBuffer(2, 1, capacity=5), ddpg.DeviceReplayBuffer(2, 1, capacity=5, device="cpu")
-    for t in range(7):  # wraps around
-        for buf in (cpu, dev):
-            buf.add([t, -t], [t / 10], float(t), [t + 1, -t - 1], float(t == 6))
-    a, b = cpu.state_dict(), dev.state_dict()
-    assert (a["buffer_pos"], dev.size, dev.filled.item()) == (b["buffer_pos"], 5, 5.0)
-    assert all(torch.equal(a["buffer"][k], b["buffer"][k]) for k in ddpg.ReplayBuffer.FIELDS)
-    other = ddpg.DeviceReplayBuffer(2, 1, capacity=5, device="cpu")
-    other.load_state_dict(a)  # a CPU run's model.pt into the GPU path's buffer, and back
-    assert torch.equal(other.data, dev.data) and other.pos == dev.pos
-    torch.manual_seed(0)
-    batch = dev.sample(64)
-    assert batch.s.shape == (64, 2) and batch.r.shape == (64,) and batch.terminated.shape == (64,)
-    assert torch.equal(batch.s2[:, 0], batch.s[:, 0] + 1) and set(batch.r.tolist()) == {2.0, 3.0, 4.0, 5.0, 6.0}
+def test_help_says_each_default_once_as_typed():
+    help_text = " ".join(ddpg.build_parser().format_help().split())
+    for bad in ["(default: )", "(default: True)", "(default: False)", "(64, 64)", "TOTAL_STEPS", "HIDDEN_SIZES"]:
+        assert bad not in help_text
+    assert "(default: 128; MuJoCo: 256)" in help_text and "--hidden-sizes N [N ...]" in help_text
+    assert help_text.count("a new folder under runs/") == 1
 
 
-def test_the_device_paths_update_is_ddpgs_update_on_the_same_minibatch():
-    # Off a GPU, GraphedUpdate runs eagerly: the draw on the device generator, then DDPG.update.
-    cfg = ddpg.Config(batch_size=16, gamma=0.9, tau=0.1)
-    graphed_agent, eager_agent = make_td3_agent(twin_critics=True), make_td3_agent(twin_critics=True)
-    buf = ddpg.DeviceReplayBuffer(3, 1, capacity=100, device="cpu")
-    batch = make_batch(n=50)
-    for i in range(50):
-        buf.add(batch.s[i].numpy(), batch.a[i].numpy(), batch.r[i].item(), batch.s2[i].numpy(), batch.terminated[i].item())
-    graphed = ddpg.GraphedUpdate(functools.partial(ddpg.sample_and_update, graphed_agent, buf, cfg, None), graphed_agent)
-    for k in range(6):
-        torch.manual_seed(k)
-        s, numbers = graphed(step_actor=k % 2 == 1)
-        torch.manual_seed(k)
-        idx = (torch.rand(16, dtype=torch.float64) * 50).long()
-        expected = eager_agent.update(ddpg.Batch(*(x[idx] for x in batch)), 0.9, 0.1, step_actor=k % 2 == 1)
-        assert torch.equal(s, batch.s[idx])
-        assert {k: v.item() for k, v in numbers.items()} == {k: v.item() for k, v in expected.items()}
-    for name in ("actor", "critic", "critic2", "actor_target", "critic_target", "critic2_target"):
-        assert same(params(getattr(graphed_agent, name)), params(getattr(eager_agent, name))), name
+def test_import_is_silent_and_does_not_need_plotly():
+    code = "import sys, ddpg; assert 'plotly' not in sys.modules; print('ok')"
+    out = subprocess.run([sys.executable, "-c", code], cwd=HERE, capture_output=True, text=True)
+    assert out.returncode == 0 and out.stdout == "ok\n" and out.stderr == ""
 
 
-def device_path_on_cpu(monkeypatch):
-    """Run every training run through the GPU path's buffer and update, eagerly, on the CPU."""
-    original = ddpg.Run.__init__
-
-    def init(self, cfg, env, agent, step=0):
-        original(self, cfg, env, agent, step)
-        self.buffer, self.update = ddpg.gpu_path(agent, cfg, env.observation_space.shape[0],
-                                                 env.action_space.shape[0], cfg.buffer_size)
-
-    monkeypatch.setattr(ddpg.Run, "__init__", init)
+# --- The benchmarks: a smoke run of every script in benchmarks/ ---
 
 
-def test_the_device_path_learns_pendulum_and_its_checkpoint_resumes_on_the_cpu_path(tmp_path, monkeypatch):
-    with monkeypatch.context() as m:
-        device_path_on_cpu(m)
-        result = ddpg.train(ddpg.Config(total_steps=6_000, report=False, out=str(tmp_path / "run")), quiet=True)
-    assert result["final_eval_return"] >= -300, result["final_eval_returns"]  # test_learns_pendulum's threshold
-    records = ddpg.read_metrics(tmp_path / "run")[0]
-    assert all(isinstance(r["critic_loss"], float) for r in records if "critic_loss" in r)  # read from the device
-    data = torch.load(tmp_path / "run" / "model.pt", weights_only=True)
-    for name in ("actor_optimizer", "critic_optimizer"):  # as a CUDA graph leaves them on a GPU
-        data[name]["param_groups"][0]["capturable"] = True
-    torch.save(data, tmp_path / "run" / "model.pt")
-    assert ddpg.main(["--resume", str(tmp_path / "run"), "--total-steps", "6400"]) == 0  # on the CPU path
-    data = ddpg.load_checkpoint(tmp_path / "run" / "model.pt")
-    agent = ddpg.agent_from_checkpoint(data, "model.pt", gym.make("Pendulum-v1"), ddpg.Config(), "cpu")
-    assert not any(g["capturable"] for o in (agent.actor_optimizer, agent.critic_optimizer) for g in o.param_groups)
-    assert ddpg.load_checkpoint(tmp_path / "run" / "model.pt", resume=True)["run"]["updates"] == 6_400 - 1_000
-
-
-@cuda
-def test_the_cuda_graph_replays_the_eager_update():
-    cfg = ddpg.Config(batch_size=64, gamma=0.99, tau=0.005)
-    agents = [ddpg.DDPG(3, [-2.0], [2.0], (64, 64), device="cuda", twin_critics=True) for _ in range(2)]
-    agents[1].load_state_dict(copy.deepcopy(agents[0].state_dict()))
-    batch = ddpg.Batch(*(x.cuda() for x in make_batch(n=64)))
-    buf = ddpg.DeviceReplayBuffer(3, 1, capacity=10, device="cuda")
-    buf.sample = lambda *args, **kwargs: batch  # the same minibatch for both: the graph reads its tensors
-    graphed = ddpg.GraphedUpdate(functools.partial(ddpg.sample_and_update, agents[0], buf, cfg, None), agents[0])
-    for k in range(300):
-        graphed(step_actor=k % 2 == 1)
-        agents[1].update(batch, cfg.gamma, cfg.tau, step_actor=k % 2 == 1)
-    assert graphed.graphs, "the update was not captured"
-    for name in ("actor", "critic", "critic2", "actor_target", "critic2_target"):
-        for a, b in zip(getattr(agents[0], name).parameters(), getattr(agents[1], name).parameters()):
-            assert torch.allclose(a, b, rtol=1e-4, atol=1e-5), name
-
-
-@cuda
-def test_cuda_learns_pendulum_and_checkpoints_move_between_devices(tmp_path, capsys):
-    out = tmp_path / "gpu"
-    result = ddpg.train(ddpg.Config(total_steps=6_000, device="cuda", report=False, out=str(out)), quiet=True)
-    assert result["final_eval_return"] >= -300, result["final_eval_returns"]
-    assert ddpg.main(["--load", str(out / "best.pt"), "--eval-only", "--device", "cpu"]) == 0
-    assert ddpg.main(["--load", str(out / "best.pt"), "--export", str(tmp_path / "p.pt2")]) == 0
-    assert ddpg.main(["--resume", str(out), "--total-steps", "6400", "--device", "cpu"]) == 0
-    assert ddpg.main(["--resume", str(out), "--total-steps", "6800", "--device", "cuda"]) == 0
-    assert ddpg.load_checkpoint(out / "model.pt", resume=True)["step"] == 6_800
-    cpu = ddpg.train(ddpg.Config(total_steps=1_400, device="cpu", report=False, out=str(tmp_path / "cpu")), quiet=True)
-    assert cpu["saved"] and ddpg.main(["--resume", str(tmp_path / "cpu"), "--total-steps", "1800", "--device",
-                                       "cuda"]) == 0
-
-
-# --- The benchmark (issue 5): a smoke run, one seed, few steps ---
-
-
-def test_benchmark_smoke(tmp_path):
+def test_pendulum_benchmark_smoke_beside_sb3(tmp_path):
+    pytest.importorskip("stable_baselines3", reason="the Pendulum benchmark compares against SB3: "
+                        "pip install -r benchmarks/requirements.txt")
     out = tmp_path / "bench"
     proc = subprocess.run([sys.executable, "benchmarks/pendulum.py", "--seeds", "1", "--total-steps", "3000",
                            "--compare-sb3", "--out", str(out)], cwd=HERE, capture_output=True, text=True)
@@ -1429,3 +1479,21 @@ def test_mujoco_benchmark_smoke_and_extension_by_resume(tmp_path):
         out / "results.md").read_text()
     done = subprocess.run(base + ["--total-steps", "2500"], cwd=HERE, capture_output=True, text=True)
     assert "0 runs to do" in done.stdout  # nothing left to do at that budget
+
+
+def test_checkpoint_cost_benchmark_smoke(tmp_path):
+    proc = subprocess.run([sys.executable, "benchmarks/checkpoint_cost.py", "--env", "Pendulum-v1", "--sizes", "1000",
+                           "2000", "--repeats", "1", "--run-steps", "10000", "--dir", str(tmp_path)], cwd=HERE,
+                          capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert "| 2,000 | " in proc.stdout and "| 10,000 steps | 5 | " in proc.stdout  # model.pt every 2,000 steps
+    assert list(tmp_path.iterdir()) == []  # its files are removed
+
+
+def test_update_cost_benchmark_smoke():
+    proc = subprocess.run([sys.executable, "benchmarks/update_cost.py", "--obs-dim", "3", "--action-dim", "1",
+                           "--batch-size", "16", "--sizes", "8,8", "--threads", "1"], cwd=HERE,
+                          capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    row = next(line for line in proc.stdout.splitlines() if line.startswith("| 8-8 | 1 |"))
+    assert float(row.split("|")[3]) > 0  # ms per update
