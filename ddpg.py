@@ -6,12 +6,9 @@ docs/equations.md, and to the equation-to-code table in README.md; E9-E11 are TD
 changes (Fujimoto et al. 2018), each a switch, all off unless asked for.
 
     python ddpg.py --env Pendulum-v1          # train, evaluate, checkpoint, report
-    python ddpg.py --env Hopper-v5            # MuJoCo: its own measured settings
-    python ddpg.py --env Hopper-v5 --td3      # TD3: E9, E10 and E11 on (or each alone: --help)
+    python ddpg.py --env Hopper-v5 --td3      # MuJoCo's own settings; TD3: E9, E10 and E11 on
     python ddpg.py --resume runs/X            # continue a run exactly where it stopped
-    python ddpg.py --load runs/X/best.pt --eval-only
-    python ddpg.py --load runs/X/best.pt --export policy.pt2   # the actor, without ddpg.py
-    python ddpg.py --report runs/A runs/B     # rebuild a report from metrics.jsonl
+    python ddpg.py --load runs/X/best.pt --eval-only    # or --export policy.pt2, or --report runs/X
     import ddpg                               # reuse Actor, Critic, td_target, ...
 
 The file has two parts. Part A is the algorithm, read top to bottom in the order of the
@@ -84,7 +81,8 @@ def arg(default, help, **argparse_kwargs):
 @dataclass
 class Config:
     env: str = arg("Pendulum-v1", "Gymnasium id; 'module:EnvId' imports module first to register it", metavar="ID")
-    seed: int = arg(0, "seed for torch, numpy and the environments; same seed, same run on CPU")
+    seed: int = arg(0, "seed for torch, numpy and the environments; same seed, same run on the same machine, "
+                       "CPU and versions")
     total_steps: int = arg(20_000, "environment steps to train for")
     learning_starts: int = arg(1_000, "uniform random actions for this many steps before the first update "
                                       "(fills the buffer)")
@@ -120,7 +118,8 @@ class Config:
     threads: int = arg(1, "torch CPU threads; 0: torch's default", shown_default="1, or 2 with hidden layers 256 "
                        "wide or wider, where two are 1.4-1.6x faster (README: choosing --threads)")
     device: str = arg("auto", "where the networks live: cpu; cuda, the GPU path (buffer on the GPU, the update in a "
-                              "CUDA graph); or auto, the CPU until the GPU path is measured faster",
+                              "CUDA graph); or auto, the GPU where CUDA is visible (measured 3.1x the CPU at 64-64, "
+                              "6.6x at 400-300: README, On a GPU), else the CPU. cpu for several runs on one GPU",
                       choices=("auto", "cpu", "cuda"))
     out: str = arg("", "run folder for metrics.jsonl, model.pt, best.pt and report.html "
                        "(default: a new folder under runs/)", metavar="DIR")
@@ -734,9 +733,7 @@ def preset_for(env_id: str) -> str:
 
 
 def default_threads(hidden_sizes) -> int:
-    """--threads when not given, measured per network size (README: choosing --threads). At
-    64-64 an update is many small kernels and a second thread buys nothing; at 256-256 and
-    400-300 the matrix multiplies dominate and two threads make it 1.4-1.6 times faster."""
+    """--threads when not given: a second thread pays from 256 wide (README: choosing --threads)."""
     return 1 if max(hidden_sizes, default=0) < 256 else min(2, os.cpu_count() or 1)
 
 
@@ -745,40 +742,32 @@ class ConfigError(ValueError):
 
 
 def check_config(cfg: Config) -> None:
-    """Reject values that cannot work, before anything is built."""
-    positive = ["total_steps", "buffer_size", "batch_size", "eval_every", "eval_episodes", "log_every"]
-    for name in positive:
-        if getattr(cfg, name) <= 0:
-            raise ConfigError(f"--{name.replace('_', '-')} must be positive, got {getattr(cfg, name)}")
-    for name in ["learning_starts", "probe_states", "threads"]:
-        if getattr(cfg, name) < 0:
-            raise ConfigError(f"--{name.replace('_', '-')} must be >= 0, got {getattr(cfg, name)}")
-    if not (0 < cfg.tau <= 1):
-        raise ConfigError(f"--tau must be in (0, 1], got {cfg.tau}")
-    if not (0 <= cfg.gamma < 1):
-        raise ConfigError(f"--gamma must be in [0, 1), got {cfg.gamma}")
-    for name in ["actor_lr", "critic_lr"]:
-        if not (getattr(cfg, name) > 0 and math.isfinite(getattr(cfg, name))):
-            raise ConfigError(f"--{name.replace('_', '-')} must be a positive number, got {getattr(cfg, name)}")
-    if not (cfg.noise_std >= 0 and math.isfinite(cfg.noise_std)):
-        raise ConfigError(f"--noise-std must be >= 0, got {cfg.noise_std}")
-    if not (0 <= cfg.target_noise < math.inf and 0 <= cfg.target_noise_clip < math.inf):
-        raise ConfigError(f"--target-noise and --target-noise-clip must be >= 0, got {cfg.target_noise} and "
-                          f"{cfg.target_noise_clip}")
-    if cfg.policy_delay < 1:
-        raise ConfigError(f"--policy-delay must be at least 1 (1: DDPG), got {cfg.policy_delay}")
-    if not (0 <= cfg.ou_theta <= 1):
-        raise ConfigError(f"--ou-theta must be in [0, 1] (it is a per-step rate, dt = 1), got {cfg.ou_theta}")
-    if any(h <= 0 for h in cfg.hidden_sizes):
-        raise ConfigError(f"--hidden-sizes must all be positive, got {list(cfg.hidden_sizes)}")
-    if cfg.batch_size > cfg.buffer_size:
-        raise ConfigError(f"--batch-size {cfg.batch_size} is larger than --buffer-size {cfg.buffer_size}")
-    if cfg.eval_only and not cfg.load:
-        raise ConfigError("--eval-only needs --load CHECKPOINT")
-    if cfg.resume and (cfg.load or cfg.eval_only):
-        raise ConfigError("--resume continues a run; --load starts a new one from a checkpoint: pass one of them")
-    if cfg.learning_starts >= cfg.total_steps and not (cfg.eval_only or cfg.load or cfg.resume):
-        raise ConfigError(f"--learning-starts {cfg.learning_starts} >= --total-steps {cfg.total_steps}: nothing would be learned")
+    """Reject values that cannot work, before anything is built: the first rule broken, in one line."""
+    c, flag = cfg, lambda name: "--" + name.replace("_", "-")
+    rules = [(getattr(c, n) <= 0, f"{flag(n)} must be positive, got {getattr(c, n)}")
+             for n in ("total_steps", "buffer_size", "batch_size", "eval_every", "eval_episodes", "log_every")]
+    rules += [(getattr(c, n) < 0, f"{flag(n)} must be >= 0, got {getattr(c, n)}")
+              for n in ("learning_starts", "probe_states", "threads")]
+    rules += [(not 0 < c.tau <= 1, f"--tau must be in (0, 1], got {c.tau}"),
+              (not 0 <= c.gamma < 1, f"--gamma must be in [0, 1), got {c.gamma}")]
+    rules += [(not (getattr(c, n) > 0 and math.isfinite(getattr(c, n))),
+               f"{flag(n)} must be a positive number, got {getattr(c, n)}") for n in ("actor_lr", "critic_lr")]
+    rules += [
+        (not (c.noise_std >= 0 and math.isfinite(c.noise_std)), f"--noise-std must be >= 0, got {c.noise_std}"),
+        (not (0 <= c.target_noise < math.inf and 0 <= c.target_noise_clip < math.inf),
+         f"--target-noise and --target-noise-clip must be >= 0, got {c.target_noise} and {c.target_noise_clip}"),
+        (c.policy_delay < 1, f"--policy-delay must be at least 1 (1: DDPG), got {c.policy_delay}"),
+        (not 0 <= c.ou_theta <= 1, f"--ou-theta must be in [0, 1] (it is a per-step rate, dt = 1), got {c.ou_theta}"),
+        (any(h <= 0 for h in c.hidden_sizes), f"--hidden-sizes must all be positive, got {list(c.hidden_sizes)}"),
+        (c.batch_size > c.buffer_size, f"--batch-size {c.batch_size} is larger than --buffer-size {c.buffer_size}"),
+        (c.eval_only and not c.load, "--eval-only needs --load CHECKPOINT"),
+        (c.resume and (c.load or c.eval_only),
+         "--resume continues a run; --load starts a new one from a checkpoint: pass one of them"),
+        (c.learning_starts >= c.total_steps and not (c.eval_only or c.load or c.resume),
+         f"--learning-starts {c.learning_starts} >= --total-steps {c.total_steps}: nothing would be learned")]
+    for broken, message in rules:
+        if broken:
+            raise ConfigError(message)
 
 
 def resolve_device(name: str) -> tuple:
@@ -787,10 +776,15 @@ def resolve_device(name: str) -> tuple:
         raise ConfigError("--device cuda: this PyTorch cannot see a CUDA GPU; use --device cpu")
     if name != "auto":
         return torch.device(name), f"--device {name}"
-    if torch.cuda.is_available():  # until a measurement on a real GPU shows the GPU path faster
-        return torch.device("cpu"), ("--device auto: the CPU, as the GPU path is not yet measured faster here "
-                                     "(README); --device cuda uses the GPU")
+    if torch.cuda.is_available():
+        return torch.device("cuda"), (f"--device auto: a CUDA GPU is visible, and the GPU path measured {GPU_SPEEDUP} "
+                                      "the CPU's steps/s; --device cpu where several runs share one GPU")
     return torch.device("cpu"), "--device auto: no CUDA GPU visible"
+
+
+# What --device auto rests on: benchmarks/gpu_speed.py on one H200 against its own CPU cores, HalfCheetah-v5,
+# steps/s while learning (benchmarks/results/gpu-2026-12-01). Three runs sharing that GPU each ran at a third.
+GPU_SPEEDUP = "3.1x (64-64) to 6.6x (400-300)"
 
 
 def make_env(env_id: str, env_kwargs: dict = None) -> gym.Env:
@@ -1090,12 +1084,10 @@ STOP_SIGNALS = tuple(getattr(signal, name) for name in ("SIGINT", "SIGTERM", "SI
 
 @contextlib.contextmanager
 def stop_on_signals(run: Run):
-    """Ctrl-C (SIGINT), SIGTERM (kill, docker stop, a cluster's preemption) and SIGHUP (a
-    closed terminal) ask the run to stop: it ends the step it is in, saves model.pt and the
-    report, and exits with 128 + the signal's number. The handler only sets a flag, so a
-    signal never lands in the middle of an update or a write, and a second one during the
-    save changes nothing.
-    """
+    """Ctrl-C (SIGINT), SIGTERM (kill, docker stop, a cluster's preemption) and SIGHUP (a closed
+    terminal) ask the run to stop: it ends the step it is in, saves model.pt and the report, and
+    exits with 128 + the signal's number. The handler only sets a flag, so a signal never lands in
+    the middle of an update or a write, and a second one during the save changes nothing."""
     if threading.current_thread() is not threading.main_thread():  # only the main thread may set handlers
         yield
         return
@@ -1148,9 +1140,8 @@ def check_weights(agent: DDPG, cfg: Config, step: int) -> None:
 # Two kinds, one format. A policy checkpoint (best.pt; what --load, --eval-only and
 # --export read) holds the networks, targets, optimizers, config and step. model.pt adds
 # a "run" part, Run.state_dict(): the replay buffer, every random stream and the counters,
-# so that --resume continues the run exactly. model.pt is written at every evaluation, at
-# the end and on a signal; with 10^6 HalfCheetah transitions it is about 170 MB and takes
-# about 0.3 s (README, "What checkpointing costs").
+# so that --resume continues the run exactly. It is written at every evaluation, at the end
+# and on a signal.
 
 
 CHECKPOINT_FORMAT = "ddpg.py checkpoint 1"
@@ -1257,11 +1248,9 @@ def resume_config(run_dir, **changes) -> Config:
 
 
 def export_policy(checkpoint: str, path: str) -> Path:
-    """--export: the actor of a checkpoint, action scaling included, as a torch.export program.
-
-    torch.export.load(path).module() maps a (batch, obs_dim) float32 tensor to actions in
-    the environment's bounds, with no ddpg.py (nor gymnasium) needed to run it.
-    """
+    """--export: the actor of a checkpoint, action scaling included, as a torch.export program:
+    torch.export.load(path).module() maps a (batch, obs_dim) float32 tensor to actions in the
+    environment's bounds, with no ddpg.py (nor gymnasium) needed to run it."""
     data = load_checkpoint(checkpoint)
     actor = Actor(data["obs_dim"], data["action_low"], data["action_high"], data["config"]["hidden_sizes"])
     load_weights(actor, data["actor"], checkpoint)
@@ -1274,14 +1263,12 @@ def export_policy(checkpoint: str, path: str) -> Path:
         raise ConfigError(f"cannot write {path}: {e.strerror or e}") from None
     return path
 
-def setup(cfg: Config, run_dir: Path = None):
-    """Everything that can fail on bad input, checked before the first step.
 
-    With a run_dir (training), also checks plotly if a report is wanted and prepares the
-    folder, last, so that bad input leaves no folder behind. On any ConfigError the
-    environments made so far are closed. Returns env, eval_env, agent and the checkpoint
-    read (--load or --resume), if any, and the run folder's lock (training only).
-    """
+def setup(cfg: Config, run_dir: Path = None):
+    """Everything that can fail on bad input, checked before the first step; with a run_dir
+    (training) also plotly, if a report is wanted, and last the folder, so that bad input leaves
+    none behind. Returns env, eval_env, agent, the checkpoint read (--load, --resume) or None,
+    and the run folder's lock (training only)."""
     check_config(cfg)
     device = resolve_device(cfg.device)[0]
     if cfg.threads:
@@ -1323,13 +1310,10 @@ def evaluate_checkpoint(cfg: Config) -> dict:
 # The GPU path (--device cuda): replay buffer in device memory, the update in a CUDA graph
 # ---------------------------------------------------------------------------------------
 #
-# A DDPG update on small networks is about a hundred tiny kernels. Launched one by one from
-# Python, with the minibatch copied from host memory and four numbers read back (each a wait
-# for the GPU), the GPU sits idle most of the time and is slower than one CPU core. Here the
-# transitions live on the GPU, the minibatch is drawn there, and the whole update (draw,
-# E6-E11, Adam, E3) is recorded once as a CUDA graph and replayed as one launch. The numbers
-# stay on the device until the log reads them, once per --log-every. The CPU path does none
-# of this: a CPU reader can skip this section.
+# A DDPG update on small networks is about a hundred tiny kernels: launched one by one from
+# Python, they leave the GPU idle most of the time. Here the transitions live on the GPU, and
+# the whole update (draw, E6-E11, Adam, E3) is recorded once as a CUDA graph and replayed as
+# one launch; its numbers stay on the device until the log line reads them.
 
 
 def gpu_path(agent: DDPG, cfg: Config, obs_dim: int, action_dim: int, capacity: int) -> tuple:
@@ -1358,7 +1342,7 @@ class DeviceReplayBuffer:
             self.size += 1
             self.filled.fill_(self.size)  # a device-side write: no wait
 
-    def sample(self, batch_size: int, generator: torch.Generator = None, device=None) -> Batch:
+    def sample(self, batch_size: int, generator: torch.Generator = None) -> Batch:
         """Uniform indices drawn on the device, from its default generator (which a CUDA graph can
         replay; `generator`, the CPU path's, is not used here)."""
         idx = (torch.rand(batch_size, dtype=torch.float64, device=self.data.device) * self.filled).long()
@@ -1457,11 +1441,8 @@ def series(records, key):
 
 
 def mean_band(curves):
-    """One curve: itself. Several: mean, min and max across them, on the steps they all cover.
-
-    Runs rarely share x values (episodes end at different steps), so each curve is
-    linearly interpolated onto the union of their steps inside the common range.
-    """
+    """One curve: itself. Several: mean, min and max across them, on the steps they all cover
+    (each interpolated onto the union of their steps: episodes end at different steps)."""
     curves = [(x, y) for x, y in curves if len(x)]
     if len(curves) <= 1:
         return (*(curves[0] if curves else (np.array([]), np.array([]))), None, None)
@@ -1592,11 +1573,11 @@ def report_figures(runs):
         ["probe 0 shown; click the legend for the others"] if crowded else [])
     probes = figure(traces, "Policy on fixed probe states: mu(s) at each evaluation"
                     + (f"<br><sup>{'; '.join(notes)}</sup>" if notes else ""), ytitle="action")
-    saturation = figure(lines("action_at_bound", "share of mu(s) at a bound", COLORS[4]),
+    saturated = figure(lines("action_at_bound", "share of mu(s) at a bound", COLORS[4]),
                         "Actor saturation: minibatch actions within 1% of the range from a bound" + plural,
                         ytitle="share of action components", yaxis={"range": [0, 1], "title": {"text": "share"}})
     return {"learning": learning, "q": q_panel, "overestimation": overestimation, "probes": probes,
-            "saturation": saturation, "diagram": loop_diagram()}
+            "saturation": saturated, "diagram": loop_diagram()}
 
 
 def loop_diagram():
@@ -1791,12 +1772,9 @@ def main(argv=None) -> int:
                   f"over {cfg.eval_episodes} episodes")
             return 0
         result = train(cfg)
-    except ConfigError as e:
+    except (ConfigError, RunStopped) as e:  # bad input; or diverged, or metrics.jsonl cannot be written
         print(f"ddpg.py: error: {e}", file=sys.stderr)
-        return 2
-    except RunStopped as e:  # diverged, or metrics.jsonl cannot be written
-        print(f"ddpg.py: error: {e}", file=sys.stderr)
-        return 1
+        return 2 if isinstance(e, ConfigError) else 1
     if result["signal"]:
         return 128 + result["signal"]
     return 0 if result["saved"] else 1

@@ -62,6 +62,17 @@ gym.register("Asymmetric-v0", entry_point=Counter, kwargs={"low": (0.0, -3.0), "
              max_episode_steps=20)
 
 
+RESOLVE_DEVICE = ddpg.resolve_device
+
+
+@pytest.fixture(autouse=True)
+def auto_means_the_cpu_here(monkeypatch):
+    """--device auto takes the GPU where CUDA is visible. The suite's exact checks (same seed, same
+    records; resume) are the CPU path's, so in this process auto means the CPU; the GPU path's
+    tests ask for cuda by name, and test_device_auto_takes_the_gpu_where_cuda_is_visible checks auto."""
+    monkeypatch.setattr(ddpg, "resolve_device", lambda name: RESOLVE_DEVICE("cpu" if name == "auto" else name))
+
+
 def quick(tmp_path, **overrides):
     """A tiny, fast config for tests of the loop's bookkeeping."""
     settings = dict(env="test_ddpg:Counter-v0", total_steps=12, learning_starts=4, batch_size=4,
@@ -603,6 +614,15 @@ def test_bad_flags_and_environments(argv, words, capsys, tmp_path):
     else:
         fails(argv + ["--out", str(tmp_path / "x")], capsys, *words)
     assert not (tmp_path / "x").exists()  # nothing was started
+
+
+def test_device_auto_takes_the_gpu_where_cuda_is_visible(monkeypatch):
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    device, why = RESOLVE_DEVICE("auto")
+    assert device.type == "cuda" and "3.1x" in why and "--device cpu" in why
+    assert RESOLVE_DEVICE("cpu")[0].type == "cpu"  # still there for those who ask
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    assert RESOLVE_DEVICE("auto") == (torch.device("cpu"), "--device auto: no CUDA GPU visible")
 
 
 @pytest.mark.skipif(torch.cuda.is_available(), reason="this machine has CUDA")
@@ -1447,12 +1467,14 @@ def test_td3_bridge_tables_by_hand(tmp_path):
 def test_gpu_speed_benchmark_smoke():
     devices = ["cpu", "cuda"] if torch.cuda.is_available() else ["cpu"]
     proc = subprocess.run([sys.executable, "benchmarks/gpu_speed.py", "--env", "Pendulum-v1", "--sizes", "16,16",
-                           "--random-steps", "200", "--learning-steps", "800", "--log-every", "200", "--devices",
+                           "--random-steps", "200", "--learning-steps", "800", "--log-every", "200",
+                           "--pendulum-random-steps", "200", "--devices",
                            *devices], cwd=HERE, capture_output=True, text=True)
     assert proc.returncode == 0, proc.stdout + proc.stderr
-    rows = json.loads(proc.stdout.splitlines()[-1])
-    assert [r["device"] for r in rows] == devices and all(r["sps"] > 0 for r in rows)
-    assert "| 16-16 | cpu | " in proc.stdout
+    rows = json.loads(proc.stdout.splitlines()[-1])  # --env's row, then Pendulum-v1's quick-start row
+    assert [(r["env"], r["device"]) for r in rows] == [(env, d) for env in ("Pendulum-v1",) * 2 for d in devices]
+    assert all(r["sps"] > 0 for r in rows) and rows[-1]["hidden"] == [64, 64]
+    assert "| Pendulum-v1 | 16-16 | cpu | " in proc.stdout and "| Pendulum-v1 | 64-64 | cpu | " in proc.stdout
 
 
 def test_mujoco_benchmark_smoke_and_extension_by_resume(tmp_path):
@@ -1479,6 +1501,18 @@ def test_mujoco_benchmark_smoke_and_extension_by_resume(tmp_path):
         out / "results.md").read_text()
     done = subprocess.run(base + ["--total-steps", "2500"], cwd=HERE, capture_output=True, text=True)
     assert "0 runs to do" in done.stdout  # nothing left to do at that budget
+
+
+def test_the_suite_shares_a_gpu_only_while_each_run_still_beats_a_core(tmp_path):
+    sys.path.insert(0, str(HERE / "benchmarks"))
+    import mujoco_suite
+
+    assert mujoco_suite.suite_device(2, cuda=False)[0] is None  # no GPU: ddpg.py's own choice, the CPU
+    assert mujoco_suite.suite_device(1, cuda=True)[0] == mujoco_suite.suite_device(3, cuda=True)[0] == "cuda"
+    device, why = mujoco_suite.suite_device(4, cuda=True)  # 3.1x a core, shared four ways: under a core each
+    assert device == "cpu" and "4 runs" in why
+    cmd = mujoco_suite.ddpg_command("Hopper-v5", 0, tmp_path / "run", 1000, 1, "--td3", "cpu")
+    assert cmd[-3:] == ["--device", "cpu", "--td3"]
 
 
 def test_checkpoint_cost_benchmark_smoke(tmp_path):

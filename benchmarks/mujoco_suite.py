@@ -42,6 +42,10 @@ TASKS = {  # task: budget in environment steps (issue 10's minimum)
     "Hopper-v5": 300_000, "HalfCheetah-v5": 300_000, "Walker2d-v5": 300_000, "Ant-v5": 300_000,
 }
 EVAL_EVERY, EVAL_EPISODES = 5_000, 10
+# One run on the GPU path against one on a CPU core, HalfCheetah-v5 at 64-64 (steps/s while learning, one
+# H200 and its Xeon cores, benchmarks/results/gpu-2026-12-01): 1,350 against 438. Runs sharing one GPU take
+# turns on it (three ran at a third of one's speed each), so the GPU is worth it while jobs < this ratio.
+GPU_OVER_CPU_CORE = 3.1
 SB3_ZOO = dict(gamma=0.99, buffer_size=1_000_000, learning_starts=10_000, noise_std=0.1, learning_rate=1e-3,
                net_arch=[400, 300], batch_size=256, train_freq=1, gradient_steps=1)  # rl-zoo's DDPG, MuJoCo
 
@@ -60,19 +64,31 @@ def process_history(run_dir: Path) -> list:
     return json.loads(path.read_text()) if path.exists() else []
 
 
-def ddpg_command(task: str, seed: int, run_dir: Path, budget: int, threads: int, flags: str):
+def suite_device(jobs: int, cuda: bool) -> tuple:
+    """(the --device for the suite's runs, or None to leave ddpg.py's own choice, and why)."""
+    if not cuda:
+        return None, "device: the CPU (no CUDA GPU visible)"
+    if jobs < GPU_OVER_CPU_CORE:
+        return "cuda", (f"device: cuda, {jobs} run(s) sharing the GPU (one alone measured {GPU_OVER_CPU_CORE}x a "
+                        "CPU core; runs take turns on it)")
+    return "cpu", (f"device: cpu, one core a run: {jobs} runs sharing one GPU would each get less than a core's "
+                   f"speed (one alone measured {GPU_OVER_CPU_CORE}x a core; runs take turns on it)")
+
+
+def ddpg_command(task: str, seed: int, run_dir: Path, budget: int, threads: int, flags: str, device: str = None):
     """The command that brings run_dir to `budget` steps, or None if it is there already."""
     if evaluated_until(run_dir) >= budget:
         return None
+    on = ["--device", device] if device else []
     if (run_dir / "model.pt").exists():  # extend it: the same run, continued exactly
         return [sys.executable, "ddpg.py", "--resume", str(run_dir), "--total-steps", str(budget),
-                "--threads", str(threads)]
+                "--threads", str(threads)] + on
     if run_dir.exists():  # a run that stopped before its first checkpoint: start it again
         shutil.rmtree(run_dir)
     run_dir.mkdir(parents=True)  # its stdout.log goes inside; ddpg.py takes an empty folder
     return ([sys.executable, "ddpg.py", "--env", task, "--seed", str(seed), "--total-steps", str(budget),
              "--eval-every", str(EVAL_EVERY), "--eval-episodes", str(EVAL_EPISODES), "--threads", str(threads),
-             "--out", str(run_dir)] + shlex.split(flags))
+             "--out", str(run_dir)] + on + shlex.split(flags))
 
 
 def summarise(runs: list, until: int = None) -> dict:
@@ -153,6 +169,7 @@ def main(argv=None) -> int:
     threads = args.threads or (1 if args.jobs > 1 else ddpg.config_for(args.tasks[0]).threads)
     sb3_threads = args.threads or (1 if args.jobs > 1 else 0)  # 0: torch's default, as SB3 users run it
 
+    device, why = suite_device(args.jobs, ddpg.torch.cuda.is_available())
     budget = {t: args.total_steps or TASKS[t] for t in args.tasks}
     sb3_budget = {t: args.sb3_steps or budget[t] for t in args.tasks}
     jobs, where = [], []  # task by task; ddpg.py and SB3 interleaved seed by seed, so both meet the same machine
@@ -162,7 +179,7 @@ def main(argv=None) -> int:
                 run_dir = args.out / "runs" / ("ours" if side == "ddpg.py" else "sb3") / task / f"seed{seed}"
                 where.append((side, task, seed, run_dir))
                 if side == "ddpg.py":
-                    cmd = ddpg_command(task, seed, run_dir, budget[task], threads, args.ddpg_flags)
+                    cmd = ddpg_command(task, seed, run_dir, budget[task], threads, args.ddpg_flags, device)
                 elif evaluated_until(run_dir) >= sb3_budget[task]:
                     cmd = None
                 else:  # SB3 cannot resume: its runs start over
@@ -179,7 +196,7 @@ def main(argv=None) -> int:
         print(f"{side:8s} {task} seed {seed}: done, {process['process_seconds'] / 60:.1f} min, "
               f"peak {process['peak_rss_mib']:,.0f} MiB", flush=True)
 
-    print(f"{len(jobs)} runs to do, {args.jobs} at a time", flush=True)
+    print(f"{len(jobs)} runs to do, {args.jobs} at a time; {why}", flush=True)
     harness.run_all([(cmd, log) for cmd, log, _ in jobs], args.jobs, done)
 
     # The tables cover every run in OUT/runs, not only this invocation's: a benchmark built up
