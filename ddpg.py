@@ -55,6 +55,7 @@ import sys
 import tempfile
 import threading
 import time
+import traceback
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import NamedTuple
@@ -527,8 +528,8 @@ class Run:
 
     The agent (networks, targets, optimizers), the replay buffer, every random stream
     (rng: warm-up actions and noise; sampler: minibatch indices and E10's target noise; the
-    training environment's own generator: its resets), the OU noise state and the counters.
-    collect() takes one environment step, learn() one update; train() drives the two.
+    training environment's own generator: its resets), the OU noise state, the counters and the
+    episode in progress. collect() takes one environment step, learn() one update; train() drives the two.
     """
 
     def __init__(self, cfg: Config, env: gym.Env, agent: DDPG, step: int = 0):
@@ -606,27 +607,34 @@ class Run:
         self.numbers = {**self.numbers, **numbers}  # actor_loss stays that of the last actor step
 
     def state_dict(self) -> dict:
-        """The "run" part of model.pt. The buffer is stored up to its size (and whole once full)."""
+        """The "run" part of model.pt. The buffer is stored up to its size (and whole once full); the
+        episode in progress as the environment's record of it (ReplayableEnv), to be replayed."""
+        episode = None if self.obs is None else {**self.env.episode_state(), "obs": torch.as_tensor(self.obs),
+                                                 "return": self.episode_return, "length": self.episode_length}
         return {**self.buffer.state_dict(), "rng": self.rng.bit_generator.state, "sampler": self.sampler.get_state(),
                 "reset_seed": self.reset_seed,
                 "env_rng": None if self.reset_seed is not None else self.env.unwrapped.np_random.bit_generator.state,
                 "noise_x": self.noise_x.tolist(), "updates": self.updates, "recent_returns": self.recent_returns,
-                "best": self.best, "elapsed": self.elapsed}
+                "best": self.best, "elapsed": self.elapsed, "episode": episode,
+                "numbers": {k: float(v) for k, v in self.numbers.items()}}
 
     def load_state_dict(self, state: dict) -> None:
-        """Restore what state_dict() saved. The run goes on with a new episode."""
+        """Restore what state_dict() saved, the episode in progress included: the environment replays
+        it. Where it cannot (or model.pt is older than that), the run goes on with a new episode."""
         self.buffer.load_state_dict(state)
         self.rng.bit_generator.state = state["rng"]
         self.sampler.set_state(state["sampler"])
         self.reset_seed = state["reset_seed"]
-        if state["env_rng"] is not None:  # the generator the environment's next reset draws from
-            generator = np.random.Generator(getattr(np.random, state["env_rng"]["bit_generator"])())
-            generator.bit_generator.state = state["env_rng"]
-            self.env.unwrapped.np_random = generator
         self.noise_x = np.array(state["noise_x"])
         self.updates, self.recent_returns = state["updates"], list(state["recent_returns"])
         self.best = tuple(state["best"]) if state["best"] else None
         self.elapsed = state["elapsed"]
+        self.numbers = {k: torch.tensor(v, device=self.agent.device) for k, v in state.get("numbers", {}).items()}
+        episode = state.get("episode")
+        if episode and self.env.replay(episode):
+            self.obs, self.episode_return, self.episode_length = episode["obs"].numpy(), episode["return"], episode["length"]
+        elif state["env_rng"] is not None:  # a new episode: the generator its reset draws from
+            self.env.unwrapped.np_random = generator_from(state["env_rng"])
 
 
 def train(cfg: Config, quiet: bool = False) -> dict:
@@ -635,7 +643,7 @@ def train(cfg: Config, quiet: bool = False) -> dict:
     Returns the agent, the buffer, the run folder, the final and the best evaluation.
     Raises ConfigError on bad input, before any training step, Diverged when a loss, weight,
     observation or reward stops being finite (no checkpoint is written then), and RunStopped
-    when metrics.jsonl cannot be written.
+    when metrics.jsonl cannot be written or the environment raises (the run is saved first).
     """
     # Part B: every check on the input, the environments, the agent (new, --load or --resume),
     # the run folder and its first lines; probes are fixed states whose actions the report follows.
@@ -663,6 +671,8 @@ def train(cfg: Config, quiet: bool = False) -> dict:
     except Diverged:
         folder.report()  # the report shows the run up to the divergence
         raise
+    except EnvFailed as e:  # the environment raised: the run is saved as a signal saves it, then stops
+        raise folder.env_failed(e) from None
     finally:
         folder.close()
         run.env.close()
@@ -808,7 +818,66 @@ def make_env(env_id: str, env_kwargs: dict = None) -> gym.Env:
         env.close()
         raise ConfigError(f"{env_id} has observation space {obs}; this script needs a flat (1-D) Box "
                           "(wrap it, e.g. with gymnasium.wrappers.FlattenObservation)")
-    return env
+    return ReplayableEnv(env, env_id)
+
+
+class ReplayableEnv(gym.Wrapper):
+    """The environment, as the run sees it: an exception it raises becomes EnvFailed (one line
+    naming it; train() saves the run), and it keeps a record of the episode in progress: how it
+    was reset (the seed, or its generator's state just before) and the actions since. model.pt
+    holds that record, and --resume replays it: the same reset, the same actions, so a run stopped
+    mid-episode (a signal, a crash after an evaluation) continues exactly. That holds for every
+    environment that is deterministic given its generator and the actions, MuJoCo's and classic
+    control's among them; the observation the replay ends on is checked against the saved one."""
+
+    def __init__(self, env: gym.Env, env_id: str):
+        super().__init__(env)
+        self.id, self.start, self.actions = env_id, None, []
+
+    def call(self, name, *args, **kwargs):
+        try:
+            return getattr(self.env, name)(*args, **kwargs)
+        except Exception as e:
+            where = traceback.extract_tb(e.__traceback__)[-1]
+            failed = EnvFailed(f"{self.id}'s {name} raised {type(e).__name__}: {(str(e) or '-').splitlines()[0]} "
+                               f"(at {Path(where.filename).name}:{where.lineno})")
+            failed.env = self
+            raise failed from e
+
+    def reset(self, *, seed=None, options=None):
+        self.start = seed if seed is not None else self.env.unwrapped.np_random.bit_generator.state
+        self.actions = []
+        return self.call("reset", seed=seed, options=options)
+
+    def step(self, action):
+        result = self.call("step", action)
+        self.actions.append(action)
+        return result
+
+    def episode_state(self) -> dict:
+        return {"reset": self.start, "actions": torch.as_tensor(np.array(self.actions, np.float32))}
+
+    def replay(self, episode: dict) -> bool:
+        """Rebuild the saved episode; False, with a warning, if the environment ends elsewhere."""
+        if isinstance(episode["reset"], dict):
+            self.env.unwrapped.np_random = generator_from(episode["reset"])
+            obs = self.reset()[0]
+        else:
+            obs = self.reset(seed=episode["reset"])[0]
+        for action in episode["actions"].numpy():
+            obs = self.step(action)[0]
+        if np.array_equal(obs, episode["obs"].numpy()):
+            return True
+        warn(f"{self.id} did not replay the episode in progress to the same state (it is not deterministic given "
+             "its seed and the actions): the run goes on from a new episode, no longer exactly")
+        return False
+
+
+def generator_from(state: dict) -> np.random.Generator:
+    """A numpy Generator in the saved state (of its bit generator: PCG64 for Gymnasium's)."""
+    generator = np.random.Generator(getattr(np.random, state["bit_generator"])())
+    generator.bit_generator.state = state
+    return generator
 
 
 # ---------------------------------------------------------------------------------------
@@ -901,6 +970,14 @@ class RunFolder:
         saved = self.save("model.pt", run=self.run.state_dict())
         self.report()
         return saved
+
+    def env_failed(self, e: "EnvFailed") -> "RunStopped":
+        """Save the run as a signal does (model.pt holds it up to the last step that completed), and
+        the one line that ends it."""
+        saved = self.checkpoint()
+        then = (f"fix that, then --resume {self.dir}" if saved else "and model.pt could not be written (see above)")
+        when = f"step {self.run.step + 1:,}" if e.env is self.run.env else f"step {self.run.step:,}, evaluating"
+        return RunStopped(f"{when}: {e}; the run is saved up to step {self.run.step:,}: {then}")
 
     def report(self) -> None:
         if not self.cfg.report:
@@ -1112,6 +1189,10 @@ class RunStopped(RuntimeError):
 
 class Diverged(RunStopped):
     """A loss, weight, observation or reward that is not finite."""
+
+
+class EnvFailed(RunStopped):
+    """The environment raised an exception in reset or step (ReplayableEnv); train() saves the run first."""
 
 
 def check_finite(step: int, numbers: dict, cause: str) -> None:

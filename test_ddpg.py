@@ -6,12 +6,14 @@ line) and a smoke run of every benchmark script. Search "E6" to find the TD targ
 Run: python -m pytest -q
 """
 
+import contextlib
 import copy
 import dataclasses
 import errno
 import functools
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -19,6 +21,7 @@ import time
 from pathlib import Path
 
 import gymnasium as gym
+from gymnasium.envs.classic_control.pendulum import PendulumEnv
 import numpy as np
 import pytest
 import torch
@@ -1015,6 +1018,101 @@ def test_resume_equals_the_uninterrupted_run(tmp_path, noise, switches):
     assert times == sorted(times)  # time goes on from where the first process stopped
 
 
+def stop_after(monkeypatch, step, how):
+    """Stop a run once it has taken `step` steps: as a SIGTERM does ("signal": the loop ends after the
+    step, model.pt is saved), or as a kill -9 does ("crash": nothing is saved; model.pt is the last
+    evaluation's)."""
+    collect = ddpg.Run.collect
+
+    def stopping(run):
+        episode = collect(run)
+        if run.step == step and how == "signal":
+            run.stop_signal = signal.SIGTERM
+        elif run.step == step:
+            raise SystemExit("killed")
+        return episode
+
+    monkeypatch.setattr(ddpg.Run, "collect", stopping)
+
+
+@pytest.mark.parametrize("env, how", [("Pendulum-v1", "signal"), ("Hopper-v5", "signal"), ("Hopper-v5", "crash")])
+def test_a_run_stopped_mid_episode_resumes_into_the_records_of_the_run_never_stopped(tmp_path, monkeypatch, env, how):
+    if env.startswith("Hopper"):
+        pytest.importorskip("mujoco")
+    flags = dict(env=env, total_steps=2_400, learning_starts=500, buffer_size=5_000, eval_every=1_000,
+                 eval_episodes=1, log_every=100, hidden_sizes=(16,), report=False)
+    whole = ddpg.train(ddpg.config_for(**flags, out=str(tmp_path / "whole")), quiet=True)["run_dir"]
+    stopped = tmp_path / "stopped"
+    with monkeypatch.context() as m:
+        stop_after(m, 1_870, how)  # not a multiple of Pendulum's 200-step episodes
+        with contextlib.suppress(SystemExit):
+            ddpg.train(ddpg.config_for(**flags, out=str(stopped)), quiet=True)
+    run = ddpg.load_checkpoint(stopped / "model.pt", resume=True)["run"]
+    assert run["episode"] is not None and len(run["episode"]["actions"]) > 0  # saved in the middle of an episode
+    assert ddpg.main(["--resume", str(stopped)]) == 0
+    assert measurements(stopped / "metrics.jsonl") == measurements(whole / "metrics.jsonl")
+
+
+class Flaky(PendulumEnv):
+    """Pendulum whose step raises once, at the 9th step of the process (a user's environment with a bug)."""
+    steps = 0
+
+    def step(self, action):
+        Flaky.steps += 1
+        if Flaky.steps == 9:
+            raise ValueError("cannot step: the simulator lost contact\nsecond line")
+        return super().step(action)
+
+
+gym.register("Flaky-v0", entry_point=Flaky, max_episode_steps=200)
+
+
+def test_an_exception_in_the_environment_saves_the_run_and_is_one_line(tmp_path, capsys):
+    argv = ["--env", "test_ddpg:Flaky-v0", "--total-steps", "30", "--learning-starts", "4", "--batch-size", "4",
+            "--eval-every", "15", "--eval-episodes", "1", "--hidden-sizes", "8", "--no-report", "--seed", "3"]
+    Flaky.steps = -10**9  # never raises: the run to compare with
+    assert ddpg.main(argv + ["--out", str(tmp_path / "whole")]) == 0
+    Flaky.steps = 0
+    capsys.readouterr()
+    assert ddpg.main(argv + ["--out", str(tmp_path / "run")]) == 1
+    err = capsys.readouterr().err
+    assert err == (f"ddpg.py: error: step 9: test_ddpg:Flaky-v0's step raised ValueError: cannot step: the simulator "
+                   f"lost contact (at test_ddpg.py:{Flaky.step.__code__.co_firstlineno + 3}); the run is saved up to "
+                   f"step 8: fix that, then --resume {tmp_path / 'run'}\n")
+    assert ddpg.load_checkpoint(tmp_path / "run" / "model.pt", resume=True)["step"] == 8  # mid-episode
+    assert ddpg.main(["--resume", str(tmp_path / "run")]) == 0  # the step is taken again, and goes through now
+    resumed, whole = (measurements(tmp_path / d / "metrics.jsonl") for d in ("run", "whole"))
+    assert [r for r in resumed if r["step"] <= 8] == [r for r in whole if r["step"] <= 8]
+    # The failed step had drawn its exploration noise: taken again, it draws afresh, so from here the
+    # run is a continuation, not the uninterrupted run's twin (a signal or a crash resume exactly).
+    assert [r["step"] for r in resumed if "eval_return" in r] == [15, 30]
+
+
+def test_bad_env_kwargs_fail_at_the_first_step_in_one_line(tmp_path, capsys):
+    assert ddpg.main(["--env-kwargs", "g:abc", "--no-report", "--out", str(tmp_path / "run")]) == 1
+    err = capsys.readouterr().err
+    assert err.startswith("ddpg.py: error: step 1: Pendulum-v1's step raised TypeError: ") and err.count("\n") == 1
+    assert f"--resume {tmp_path / 'run'}" in err and "Traceback" not in err
+
+
+def test_an_environment_that_does_not_replay_is_said_and_the_run_goes_on(tmp_path, capsys):
+    ddpg.train(quick(tmp_path), quiet=True)  # Counter-v0's observation counts its resets: a fresh one differs
+    assert ddpg.load_checkpoint(tmp_path / "run" / "model.pt", resume=True)["run"]["episode"] is not None
+    assert ddpg.main(["--resume", str(tmp_path / "run"), "--total-steps", "18"]) == 0
+    assert "test_ddpg:Counter-v0 did not replay the episode in progress to the same state" in capsys.readouterr().err
+
+
+def test_a_model_pt_without_the_episode_in_progress_still_resumes(tmp_path):
+    # model.pt written before the episode was saved (or by an environment that cannot replay): a new episode
+    ddpg.train(quick(tmp_path, total_steps=12), quiet=True)
+    data = torch.load(tmp_path / "run" / "model.pt", weights_only=True)
+    for key in ("episode", "numbers"):
+        del data["run"][key]
+    torch.save(data, tmp_path / "run" / "model.pt")
+    assert ddpg.main(["--resume", str(tmp_path / "run"), "--total-steps", "18"]) == 0
+    assert ddpg.load_checkpoint(tmp_path / "run" / "model.pt", resume=True)["step"] == 18
+
+
 def test_resume_after_a_kill_keeps_the_buffer_and_drops_lines_past_the_checkpoint(tmp_path):
     run = ddpg.train(quick(tmp_path, total_steps=13, eval_every=6), quiet=True)["run_dir"]
     saved = ddpg.load_checkpoint(run / "model.pt", resume=True)  # written at step 13, mid-episode
@@ -1043,11 +1141,11 @@ def test_resume_refuses_what_it_cannot_do(tmp_path, capsys):
 
 
 def test_resume_names_a_damaged_metrics_line_and_loses_nothing(tmp_path, capsys):
-    run = ddpg.train(quick(tmp_path, total_steps=12), quiet=True)["run_dir"]
+    run = ddpg.train(quick(tmp_path, total_steps=10), quiet=True)["run_dir"]  # ends with an episode
     lines = (run / "metrics.jsonl").read_text().splitlines(keepends=True)
     lines.insert(3, '{"step": 4, "episode_ret\n')  # a disk error, a hand edit
     (run / "metrics.jsonl").write_text("".join(lines))
-    assert ddpg.main(["--resume", str(run), "--total-steps", "24"]) == 0
+    assert ddpg.main(["--resume", str(run), "--total-steps", "20"]) == 0
     err = capsys.readouterr().err
     assert err == (f"ddpg.py: warning: {run / 'metrics.jsonl'}:4: not a JSON object with a numeric 'step'; "
                    "kept as it is\n")
@@ -1513,6 +1611,97 @@ def test_the_suite_shares_a_gpu_only_while_each_run_still_beats_a_core(tmp_path)
     assert device == "cpu" and "4 runs" in why
     cmd = mujoco_suite.ddpg_command("Hopper-v5", 0, tmp_path / "run", 1000, 1, "--td3", "cpu")
     assert cmd[-3:] == ["--device", "cpu", "--td3"]
+
+
+def test_the_suite_never_deletes_a_run_whose_checkpoints_are_gone(tmp_path, capsys):
+    sys.path.insert(0, str(HERE / "benchmarks"))
+    import mujoco_suite
+
+    fake_suite_run(tmp_path / "run", [100, 200], q_start=1, mc_return=1)  # as a fresh clone has them: no model.pt
+    assert mujoco_suite.ddpg_command("Hopper-v5", 0, tmp_path / "run", 5000, 1, "") is None
+    assert (tmp_path / "run" / "metrics.jsonl").exists() and "cannot be continued" in capsys.readouterr().out
+    (tmp_path / "empty").mkdir()  # stopped before its first evaluation: started again
+    assert mujoco_suite.ddpg_command("Hopper-v5", 0, tmp_path / "empty", 5000, 1, "")[:3] == [sys.executable,
+                                                                                            "ddpg.py", "--env"]
+
+
+def until(condition, seconds):
+    deadline = time.monotonic() + seconds
+    while not condition():
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"not within {seconds} s")
+        time.sleep(0.5)
+
+
+def slurm_problem():
+    """Why this machine cannot run a SLURM job, or None."""
+    if not shutil.which("sbatch"):
+        return "no sbatch here (as root, `bash .ci/slurm.sh start` brings up a one-node cluster)"
+    proc = subprocess.run(["sinfo", "-h", "-o", "%T"], capture_output=True, text=True, timeout=30)
+    if proc.returncode != 0 or not proc.stdout.strip():
+        return "SLURM does not answer: " + (proc.stderr.strip().splitlines() or ["sinfo lists no node"])[-1]
+    return None
+
+
+def test_a_slurm_sweep_survives_a_requeue_and_resumes_exactly(tmp_path):
+    problem = slurm_problem()
+    if problem and os.environ.get("DDPG_REQUIRE_SLURM"):  # CI brings SLURM up: there, it must run
+        pytest.fail(problem)
+    if problem:
+        pytest.skip(problem)
+    sys.path.insert(0, str(HERE / "benchmarks"))
+    import mujoco_suite
+
+    out, budget, flags = tmp_path / "sweep", 8_000, "--eval-every 1000 --eval-episodes 2 --no-report"
+    suite = [sys.executable, "benchmarks/mujoco_suite.py", "--tasks", "Pendulum-v1", "--seeds", "2", "--total-steps",
+             str(budget), "--jobs", "2", "--ddpg-flags", flags, "--out", str(out)]
+    submitted = subprocess.run(suite + ["--slurm"], cwd=HERE, capture_output=True, text=True)
+    assert submitted.returncode == 0, submitted.stdout + submitted.stderr
+    job = submitted.stdout.split("submitted job ")[1].split(":")[0]
+    runs = [out / "runs" / "ours" / "Pendulum-v1" / f"seed{seed}" for seed in (0, 1)]
+
+    def squeue(*fields):
+        return subprocess.run(["squeue", "-h", "-r", "-j", job, "-o", " ".join(fields)], capture_output=True,
+                              text=True).stdout.split()
+
+    until(lambda: (runs[1] / "model.pt").exists(), seconds=300)  # its first evaluation is saved
+    subprocess.run(["scontrol", "requeue", f"{job}_1"], check=True)  # as a preemption does: SIGTERM, requeued
+    until(lambda: "PENDING" in squeue("%i", "%T") or not squeue("%i"), seconds=60)
+    subprocess.run(["scontrol", "update", f"JobId={job}_1", "StartTime=now"], capture_output=True)  # SLURM holds
+    until(lambda: not squeue("%i"), seconds=600)  # it back two minutes; the test need not wait
+
+    assert [mujoco_suite.evaluated_until(run) for run in runs] == [budget, budget]
+    assert "SIGTERM at step" in (runs[1] / "stdout.log").read_text()
+    assert sum(1 for r in strip_timing(runs[1] / "metrics.jsonl") if r.get("resumed")) == 1
+    local = mujoco_suite.ddpg_command("Pendulum-v1", 1, tmp_path / "local", budget, 1, flags)  # never stopped
+    subprocess.run(local, cwd=HERE, capture_output=True, check=True)
+    assert measurements(runs[1] / "metrics.jsonl") == measurements(tmp_path / "local" / "metrics.jsonl")
+    summary = subprocess.run(suite, cwd=HERE, capture_output=True, text=True)
+    assert summary.returncode == 0 and "0 runs to do" in summary.stdout, summary.stdout + summary.stderr
+    assert "| Pendulum-v1 | 8,000 | 2 |" in (out / "results.md").read_text()
+
+
+def test_the_suite_writes_its_slurm_script_and_says_what_sbatch_refuses(tmp_path, monkeypatch):
+    base = [sys.executable, "benchmarks/mujoco_suite.py", "--tasks", "Pendulum-v1", "--seeds", "3", "--total-steps",
+            "3000", "--jobs", "2", "--out", str(tmp_path / "sweep"), "--slurm"]
+    dry = subprocess.run(base + ["--dry-run", "--slurm-args=--time=10"], cwd=HERE, capture_output=True, text=True)
+    assert dry.returncode == 0, dry.stderr
+    for line in ("#SBATCH --array=0,1,2%2", "#SBATCH --requeue", "#SBATCH --signal=B:TERM@120",
+                 "--slurm-task \"$SLURM_ARRAY_TASK_ID\""):
+        assert line in dry.stdout
+    assert "--time" not in dry.stdout and "--dry-run" not in dry.stdout and not (tmp_path / "sweep").exists()
+    task = subprocess.run(base[:-1] + ["--slurm-task", "2"], cwd=HERE, capture_output=True, text=True)
+    assert task.stdout.startswith("exec ") and "--seed 2 " in task.stdout and "seed2/stdout.log" in task.stdout
+    fake = tmp_path / "bin"  # an sbatch that refuses, as a cluster does for a bad partition
+    fake.mkdir()
+    (fake / "sbatch").write_text("#!/bin/sh\necho 'sbatch: error: invalid partition specified: gpu' >&2\nexit 1\n")
+    (fake / "sbatch").chmod(0o755)
+    refused = subprocess.run(base + ["--slurm-args=--partition=gpu"], cwd=HERE, capture_output=True, text=True,
+                             env={**os.environ, "PATH": f"{fake}:{os.environ['PATH']}"})
+    assert refused.returncode == 1 and refused.stderr.count("\n") == 1, refused.stderr
+    assert "sbatch refused" in refused.stderr and "invalid partition specified: gpu" in refused.stderr
+    missing = subprocess.run(base, cwd=HERE, capture_output=True, text=True, env={**os.environ, "PATH": str(fake.parent)})
+    assert missing.returncode == 1 and "needs sbatch" in missing.stderr
 
 
 def test_checkpoint_cost_benchmark_smoke(tmp_path):

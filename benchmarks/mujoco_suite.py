@@ -10,6 +10,8 @@ process started from this folder.)
                                                                   # speed, side by side, whole machine each
     python benchmarks/mujoco_suite.py --tasks Hopper-v5 --ddpg-flags=--td3 --out benchmarks/results/mujoco-td3
                                                                   # TD3: flags for ddpg.py (note the =)
+    python benchmarks/mujoco_suite.py --slurm --slurm-args="--partition=gpu --time=4:00:00"
+                                                                  # a SLURM job array, one task a run
 
 Protocol (Fujimoto et al. 2018, section 6.1): ddpg.py with its MuJoCo preset, evaluation
 every 5,000 steps, 10 episodes without noise. For each task: the max over evaluations of
@@ -23,13 +25,22 @@ runs (rl-zoo's MuJoCo settings) cannot resume: one that did not finish starts ov
 tables cover every run in OUT/runs, so a benchmark built up a task or a seed at a time reads
 as one. Writes OUT/results.md, OUT/results.json and OUT/curves.html; each run's
 metrics.jsonl stays in OUT/runs/.
+
+With --slurm, the runs short of their budget go to SLURM instead, as one job array (one task a
+run, at most --jobs at once) that survives preemption: each task works out its command when it
+starts (--resume where model.pt exists), so a requeued task continues its run exactly and a
+finished one is never redone; SIGTERM comes SIGNAL_LEAD seconds ahead of a time limit, and
+ddpg.py saves on it. Run the same command without --slurm once the array is done: it finds every
+run at its budget, runs nothing, and writes the tables.
 """
 
 import argparse
 import json
 import shlex
 import shutil
+import subprocess
 import sys
+import time
 from pathlib import Path
 
 import numpy as np
@@ -83,12 +94,70 @@ def ddpg_command(task: str, seed: int, run_dir: Path, budget: int, threads: int,
     if (run_dir / "model.pt").exists():  # extend it: the same run, continued exactly
         return [sys.executable, "ddpg.py", "--resume", str(run_dir), "--total-steps", str(budget),
                 "--threads", str(threads)] + on
+    if evaluated_until(run_dir):  # evaluations, but no model.pt (checkpoints are not committed): keep it
+        print(f"{run_dir}: evaluated up to step {evaluated_until(run_dir):,}, but its model.pt is gone, so it "
+              "cannot be continued; left as it is (move the folder away to run it again from the start)", flush=True)
+        return None
     if run_dir.exists():  # a run that stopped before its first checkpoint: start it again
         shutil.rmtree(run_dir)
     run_dir.mkdir(parents=True)  # its stdout.log goes inside; ddpg.py takes an empty folder
     return ([sys.executable, "ddpg.py", "--env", task, "--seed", str(seed), "--total-steps", str(budget),
              "--eval-every", str(EVAL_EVERY), "--eval-episodes", str(EVAL_EPISODES), "--threads", str(threads),
              "--out", str(run_dir)] + on + shlex.split(flags))
+
+
+SIGNAL_LEAD = 120  # seconds: SLURM's SIGTERM ahead of a task's time limit, time enough for ddpg.py to save
+
+
+def slurm_script(argv: list, out: Path, indices: list, jobs: int, threads: int) -> str:
+    """The sbatch script of a --slurm sweep: one array task per index of the suite's run list. Each task
+    asks this script (--slurm-task) for its command when it starts, and becomes that process (exec), so
+    SIGTERM reaches ddpg.py; its output goes to the run folder's stdout.log."""
+    ask = shlex.join([sys.executable, str(Path(__file__).resolve()), *argv])
+    return "\n".join([
+        "#!/bin/bash",
+        "#SBATCH --job-name=ddpg-suite",
+        f"#SBATCH --array={','.join(map(str, indices))}%{jobs}",
+        f"#SBATCH --cpus-per-task={threads}",
+        "#SBATCH --requeue",  # a preempted task goes back into the queue, and resumes
+        f"#SBATCH --signal=B:TERM@{SIGNAL_LEAD}",
+        "#SBATCH --open-mode=append",
+        f"#SBATCH --output={out / 'slurm' / '%A_%a.out'}",
+        "set -euo pipefail",
+        f"cd {shlex.quote(str(ROOT))}",
+        f'eval "$({ask} --slurm-task "$SLURM_ARRAY_TASK_ID")"', ""])
+
+
+def without(argv: list, options: dict) -> list:
+    """argv less the options named, each with the number of values it takes (given as --x=v or --x v)."""
+    kept, skip = [], 0
+    for a in argv:
+        name = a.split("=", 1)[0]
+        if skip:
+            skip -= 1
+        elif name in options:
+            skip = 0 if "=" in a else options[name]
+        else:
+            kept.append(a)
+    return kept
+
+
+def submit(script: str, out: Path, slurm_args: str) -> str:
+    """sbatch the script (kept in OUT/slurm/); the job id, or SystemExit with sbatch's own words."""
+    folder = out / "slurm"
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / f"sweep-{time.strftime('%Y%m%d-%H%M%S')}.sbatch"
+    path.write_text(script)
+    try:
+        proc = subprocess.run(["sbatch", "--parsable", *shlex.split(slurm_args), str(path)], capture_output=True,
+                              text=True)
+    except FileNotFoundError:
+        sys.exit("mujoco_suite.py: error: --slurm needs sbatch, which is not on this machine's PATH "
+                 "(run on a SLURM login node, or without --slurm to run here)")
+    if proc.returncode != 0:
+        why = (proc.stderr.strip().splitlines() or [f"exit status {proc.returncode}"])[-1]
+        sys.exit(f"mujoco_suite.py: error: sbatch refused {path}: {why}")
+    return proc.stdout.strip().split(";")[0]
 
 
 def summarise(runs: list, until: int = None) -> dict:
@@ -147,7 +216,7 @@ def ratio_table(ours: dict, sb3: dict) -> list:
 
 
 def main(argv=None) -> int:
-    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], allow_abbrev=False)
     p.add_argument("--tasks", nargs="+", default=list(TASKS), help="default: all of " + ", ".join(TASKS))
     p.add_argument("--seeds", type=int, default=3, help="run seeds 0 .. N-1")
     p.add_argument("--total-steps", type=int, help="budget for every task (default: the task's own, see TASKS)")
@@ -158,6 +227,15 @@ def main(argv=None) -> int:
     p.add_argument("--compare-sb3", action="store_true", help="also run SB3's DDPG with rl-zoo's MuJoCo settings")
     p.add_argument("--sb3-steps", type=int, help="SB3's budget (default: the same as ddpg.py's)")
     p.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results" / "mujoco", help="where results go")
+    p.add_argument("--slurm", action="store_true", help="submit the runs short of their budget to SLURM as one job "
+                   "array (one task a run, --jobs at once) instead of running them here; then run again without it")
+    p.add_argument("--slurm-args", default="", help="with --slurm: what your cluster needs, passed to sbatch, e.g. "
+                   "--slurm-args=\"--partition=gpu --account=lab --time=4:00:00 --gres=gpu:1\"")
+    p.add_argument("--dry-run", action="store_true", help="with --slurm: print the sbatch script, submit nothing")
+    p.add_argument("--tables-only", action="store_true", help="start nothing: the tables of what OUT/runs holds now "
+                   "(runs in flight, here or on a cluster, count up to their last evaluation)")
+    p.add_argument("--slurm-task", type=int, help=argparse.SUPPRESS)  # an array task asks for its command
+    argv = list(sys.argv[1:] if argv is None else argv)
     args = p.parse_args(argv)
     if args.seeds < 1 or args.jobs < 1:
         p.error("--seeds and --jobs must be at least 1")
@@ -171,9 +249,36 @@ def main(argv=None) -> int:
 
     device, why = suite_device(args.jobs, ddpg.torch.cuda.is_available())
     budget = {t: args.total_steps or TASKS[t] for t in args.tasks}
+    if args.slurm or args.slurm_task is not None:
+        if args.compare_sb3:
+            p.error("--slurm runs ddpg.py's runs only (SB3's cannot resume): drop --compare-sb3")
+        args.out = args.out.resolve()  # the nodes start elsewhere
+        planned = [(task, seed, args.out / "runs" / "ours" / task / f"seed{seed}")
+                   for task in args.tasks for seed in range(args.seeds)]
+        if args.slurm_task is not None:  # on the node: the command, worked out now (a requeued task resumes)
+            task, seed, run_dir = planned[args.slurm_task]
+            # each task is its own allocation: ddpg.py's --device auto (the GPU where the task was given one)
+            cmd = ddpg_command(task, seed, run_dir, budget[task], threads, args.ddpg_flags)
+            print(f"exec {shlex.join(cmd)} >> {shlex.quote(str(run_dir / 'stdout.log'))} 2>&1" if cmd else
+                  f"echo {shlex.quote(f'{run_dir}: nothing to run (at its budget, or it cannot be continued)')}")
+            return 0
+        todo = [i for i, (task, _, run_dir) in enumerate(planned) if evaluated_until(run_dir) < budget[task]]
+        if todo:
+            ask = without(argv, {"--slurm": 0, "--dry-run": 0, "--slurm-args": 1, "--out": 1}) + ["--out", str(args.out)]
+            script = slurm_script(ask, args.out, todo, args.jobs, threads)
+            if args.dry_run:
+                print(script)
+                return 0
+            job = submit(script, args.out, args.slurm_args)
+            again = shlex.join(["python", "benchmarks/mujoco_suite.py", *ask])
+            print(f"submitted job {job}: {len(todo)} runs as array tasks {','.join(map(str, todo))}, at most "
+                  f"{args.jobs} at once; each writes its run folder's stdout.log\n"
+                  f"watch: squeue -j {job}; when it is done, the tables: {again}", flush=True)
+            return 0
+        print("0 runs to do: every run is at its budget", flush=True)
     sb3_budget = {t: args.sb3_steps or budget[t] for t in args.tasks}
     jobs, where = [], []  # task by task; ddpg.py and SB3 interleaved seed by seed, so both meet the same machine
-    for task in args.tasks:
+    for task in ([] if args.tables_only else args.tasks):
         for seed in range(args.seeds):
             for side in ["ddpg.py"] + (["SB3"] if args.compare_sb3 else []):
                 run_dir = args.out / "runs" / ("ours" if side == "ddpg.py" else "sb3") / task / f"seed{seed}"
@@ -196,8 +301,11 @@ def main(argv=None) -> int:
         print(f"{side:8s} {task} seed {seed}: done, {process['process_seconds'] / 60:.1f} min, "
               f"peak {process['peak_rss_mib']:,.0f} MiB", flush=True)
 
-    print(f"{len(jobs)} runs to do, {args.jobs} at a time; {why}", flush=True)
-    harness.run_all([(cmd, log) for cmd, log, _ in jobs], args.jobs, done)
+    if args.tables_only:
+        print("--tables-only: no run started", flush=True)
+    else:
+        print(f"{len(jobs)} runs to do, {args.jobs} at a time; {why}", flush=True)
+        harness.run_all([(cmd, log) for cmd, log, _ in jobs], args.jobs, done)
 
     # The tables cover every run in OUT/runs, not only this invocation's: a benchmark built up
     # over several sittings (a task at a time, SB3 a seed at a time) reads as one.
