@@ -1,0 +1,14 @@
+#!/usr/bin/env bash
+# The README's headline table: DDPG and TD3 at 1,000,000 steps, 3 seeds, on four MuJoCo tasks
+# (issue 21). Two runs at a time, one per core; about nine hours of a 2-core machine in all.
+# Safe to run again at any time: each suite call resumes its runs from model.pt where one
+# exists and skips those already at 1,000,000, then rewrites its tables from the metrics files.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+suite() { python benchmarks/mujoco_suite.py --total-steps 1000000 --jobs 2 "$@"; }
+R=benchmarks/results
+NO_CF="--env-kwargs include_cfrc_ext_in_observation:False"  # Ant without the contact forces
+suite --tasks HalfCheetah-v5 Hopper-v5 Walker2d-v5 --out $R/mujoco-1m
+suite --tasks HalfCheetah-v5 Hopper-v5 Walker2d-v5 --ddpg-flags=--td3 --out $R/mujoco-1m-td3
+suite --tasks Ant-v5 --ddpg-flags="--td3 $NO_CF" --out $R/mujoco-1m-ant-td3-no-contact-forces
+suite --tasks Ant-v5 --ddpg-flags="$NO_CF" --out $R/mujoco-1m-ant-no-contact-forces
