@@ -494,9 +494,7 @@ def evaluate(agent: DDPG, env: gym.Env, episodes: int, seed: int, gamma: float) 
     check, the critic's Q(s0, mu(s0)) at each start state against the discounted return
     the policy then collected (cut where the episode ends or is truncated).
     """
-    # The actor acts from a CPU copy: on the GPU path that is one copy per evaluation instead of
-    # a host-device round trip at every step; on the CPU, the same numbers either way.
-    actor = copy.deepcopy(agent.actor).cpu()
+    actor = copy.deepcopy(agent.actor).cpu()  # on a GPU: one copy per evaluation, not a round trip per step
     act = torch.inference_mode()(lambda obs: actor(torch.as_tensor(obs, dtype=torch.float32).unsqueeze(0))[0].numpy())
     returns, discounted, q_start = [], [], []
     for k in range(episodes):
@@ -638,13 +636,10 @@ class Run:
 
 
 def train(cfg: Config, quiet: bool = False) -> dict:
-    """Train DDPG as `cfg` says, or continue the run in cfg.resume (see resume_config).
-
-    Returns the agent, the buffer, the run folder, the final and the best evaluation.
-    Raises ConfigError on bad input, before any training step, Diverged when a loss, weight,
-    observation or reward stops being finite (no checkpoint is written then), and RunStopped
-    when metrics.jsonl cannot be written or the environment raises (the run is saved first).
-    """
+    """Train DDPG as `cfg` says, or continue the run in cfg.resume (see resume_config). Returns the agent,
+    the buffer, the run folder, the final and the best evaluation. Raises ConfigError on bad input, before
+    the first step; Diverged when a loss, weight, observation or reward stops being finite (no checkpoint
+    is written then); RunStopped when metrics.jsonl cannot be written or the environment raises (saved first)."""
     # Part B: every check on the input, the environments, the agent (new, --load or --resume),
     # the run folder and its first lines; probes are fixed states whose actions the report follows.
     run, eval_env, probes, folder = start_run(cfg, quiet)
