@@ -607,8 +607,9 @@ class Run:
     def state_dict(self) -> dict:
         """The "run" part of model.pt. The buffer is stored up to its size (and whole once full); the
         episode in progress as the environment's record of it (ReplayableEnv), to be replayed."""
-        episode = None if self.obs is None else {**self.env.episode_state(), "obs": torch.as_tensor(self.obs),
-                                                 "return": self.episode_return, "length": self.episode_length}
+        replayable = self.obs is not None and isinstance(self.env, ReplayableEnv)  # make_env's environments are
+        episode = {**self.env.episode_state(), "obs": torch.as_tensor(self.obs), "return": self.episode_return,
+                   "length": self.episode_length} if replayable else None
         return {**self.buffer.state_dict(), "rng": self.rng.bit_generator.state, "sampler": self.sampler.get_state(),
                 "reset_seed": self.reset_seed,
                 "env_rng": None if self.reset_seed is not None else self.env.unwrapped.np_random.bit_generator.state,
@@ -629,7 +630,7 @@ class Run:
         self.elapsed = state["elapsed"]
         self.numbers = {k: torch.tensor(v, device=self.agent.device) for k, v in state.get("numbers", {}).items()}
         episode = state.get("episode")
-        if episode and self.env.replay(episode):
+        if episode and isinstance(self.env, ReplayableEnv) and self.env.replay(episode):
             self.obs, self.episode_return, self.episode_length = episode["obs"].numpy(), episode["return"], episode["length"]
         elif state["env_rng"] is not None:  # a new episode: the generator its reset draws from
             self.env.unwrapped.np_random = generator_from(state["env_rng"])
