@@ -1688,22 +1688,22 @@ def loop_diagram():
                                    "margin": {"t": 50, "b": 10, "l": 10, "r": 10}}}
 
 
-PANEL_NOTES = {
-    "learning": "Return per training episode (with exploration noise) and the mean return of the deterministic "
+PANELS = {  # each panel's title and the note under it
+    "learning": ("1. Learning curve", "Return per training episode (with exploration noise) and the mean return of the deterministic "
                 "policy at each evaluation; the star marks the best one, kept in best.pt. (On Pendulum-v1, "
-                "-200 and above counts as solved.)",
-    "q": "Left: the critic's mean Q(s, a) on the sampled minibatch against the mean TD target y (dotted). Q tracking y "
+                "-200 and above counts as solved.)"),
+    "q": ("2. Q-values and TD targets", "Left: the critic's mean Q(s, a) on the sampled minibatch against the mean TD target y (dotted). Q tracking y "
          "means the critic fits its targets; both drifting away from real returns shows up in the next panel. "
-         "Middle and right: the losses of E7 and E8.",
-    "overestimation": "The critic's estimate at the start state of each evaluation episode against what the "
+         "Middle and right: the losses of E7 and E8."),
+    "overestimation": ("3. Overestimation check", "The critic's estimate at the start state of each evaluation episode against what the "
                       "policy really collected from there. A critic above the collected return overestimates: "
-                      "the bias that motivated TD3 (Fujimoto et al., 2018, Figure 1).",
-    "probes": "The deterministic action on a few fixed start states, at each evaluation. Lines that settle mean "
-              "the policy has converged on those states; lines that keep swinging mean it has not.",
-    "saturation": "How much of the actor's output sits at the edge of the action box, where tanh is flat and the "
+                      "the bias that motivated TD3 (Fujimoto et al., 2018, Figure 1)."),
+    "probes": ("4. Policy evolution on probe states", "The deterministic action on a few fixed start states, at each evaluation. Lines that settle mean "
+              "the policy has converged on those states; lines that keep swinging mean it has not."),
+    "saturation": ("5. Actor saturation", "How much of the actor's output sits at the edge of the action box, where tanh is flat and the "
                   "actor's gradient all but vanishes. Near 0 is healthy; a share that climbs towards 1 is a policy "
-                  "stuck at bang-bang actions that the critic's gradient can no longer pull back.",
-    "diagram": "What feeds what in one step of DDPG, with the equations' numbers.",
+                  "stuck at bang-bang actions that the critic's gradient can no longer pull back."),
+    "diagram": ("6. The actor-critic loop", "What feeds what in one step of DDPG, with the equations' numbers."),
 }
 
 
@@ -1733,16 +1733,15 @@ def write_report(run_dirs, path) -> tuple:
     names = [Path(d).name for d, _ in runs]  # a folder's own name, unless two runs share it (seed0, seed0)
     if len(set(names)) == len(names):
         runs = [(name, records) for name, (_, records) in zip(names, runs)]
-    titles = {"learning": "1. Learning curve", "q": "2. Q-values and TD targets",
-              "overestimation": "3. Overestimation check", "probes": "4. Policy evolution on probe states",
-              "saturation": "5. Actor saturation", "diagram": "6. The actor-critic loop"}
     body = [f"<h1>DDPG report</h1><p>{len(runs)} run(s): {', '.join(name for name, _ in runs)}</p>"]
     for key, fig in report_figures(runs).items():
-        body.append(f"<h2>{titles[key]}</h2><p class='note'>{PANEL_NOTES[key]}</p>")
+        title, note = PANELS[key]
+        body.append(f"<h2>{title}</h2><p class='note'>{note}</p>")
         body.append(pio.to_html(fig, full_html=False, include_plotlyjs=False, validate=False,
                                 config={"displaylogo": False}))
     head = ("<!DOCTYPE html><html><head><meta charset='utf-8'><title>DDPG report</title><style>body{font-family:"
             "sans-serif;max-width:1150px;margin:auto;padding:0 1em} .note{color:#444}</style><script>")
+
     def write(f):  # in pieces: no second copy of the 5 MB plotly.js per write
         f.write(head.encode())
         f.write(plotly_js())
