@@ -1652,7 +1652,7 @@ def test_a_slurm_sweep_survives_a_requeue_and_resumes_exactly(tmp_path):
     sys.path.insert(0, str(HERE / "benchmarks"))
     import mujoco_suite
 
-    out, budget, flags = tmp_path / "sweep", 8_000, "--eval-every 1000 --eval-episodes 2 --no-report"
+    out, budget, flags = tmp_path / "sweep", 6_000, "--eval-every 1000 --eval-episodes 2 --no-report"
     suite = [sys.executable, "benchmarks/mujoco_suite.py", "--tasks", "Pendulum-v1", "--seeds", "2", "--total-steps",
              str(budget), "--jobs", "2", "--ddpg-flags", flags, "--out", str(out)]
     submitted = subprocess.run(suite + ["--slurm"], cwd=HERE, capture_output=True, text=True)
@@ -1678,7 +1678,7 @@ def test_a_slurm_sweep_survives_a_requeue_and_resumes_exactly(tmp_path):
     assert measurements(runs[1] / "metrics.jsonl") == measurements(tmp_path / "local" / "metrics.jsonl")
     summary = subprocess.run(suite, cwd=HERE, capture_output=True, text=True)
     assert summary.returncode == 0 and "0 runs to do" in summary.stdout, summary.stdout + summary.stderr
-    assert "| Pendulum-v1 | 8,000 | 2 |" in (out / "results.md").read_text()
+    assert "| Pendulum-v1 | 6,000 | 2 |" in (out / "results.md").read_text()
 
 
 def test_the_suite_writes_its_slurm_script_and_says_what_sbatch_refuses(tmp_path, monkeypatch):
