@@ -4,9 +4,14 @@
 # host's CPUs and starts munged, slurmctld and slurmd; `bash .ci/slurm.sh stop` stops them.
 set -euo pipefail
 ETC=/etc/slurm; STATE=/var/spool/slurm-ci
+MARK=/run/ddpg-ci-slurm  # set by start: stop stops only a cluster this script started
 if [ "${1:-}" = stop ]; then
-  pkill -x slurmd 2>/dev/null || true; pkill -x slurmctld 2>/dev/null || true; pkill -x munged 2>/dev/null || true
-  exit 0
+  [ -f "$MARK" ] || exit 0
+  for d in slurmd slurmctld munged; do pkill -x "$d" 2>/dev/null || true; done
+  rm -f "$MARK"; exit 0
+fi
+if [ ! -f "$MARK" ] && command -v sinfo >/dev/null && sinfo -h -o %T 2>/dev/null | grep -q .; then
+  echo "slurm: a cluster answers already ($(sinfo -V)); using it, its config untouched"; exit 0
 fi
 if ! command -v sbatch >/dev/null || ! command -v slurmctld >/dev/null; then
   DEBIAN_FRONTEND=noninteractive apt-get install -y -q slurm-wlm munge >/dev/null 2>&1 \
@@ -42,6 +47,7 @@ SlurmdLogFile=/var/log/slurm/slurmd.log
 NodeName=$HOST CPUs=$(nproc) State=UNKNOWN
 PartitionName=ci Nodes=$HOST Default=YES MaxTime=INFINITE State=UP
 CONF
+touch "$MARK"
 pgrep -x munged >/dev/null || munged --force
 pgrep -x slurmctld >/dev/null || slurmctld
 pgrep -x slurmd >/dev/null || slurmd
