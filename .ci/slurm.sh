@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # A one-node SLURM cluster on this machine, for the --slurm test: `bash .ci/slurm.sh start` installs
 # slurm-wlm and munge with apt-get where sbatch is missing (root only), writes a config for this
-# host's CPUs and starts munged, slurmctld and slurmd; `bash .ci/slurm.sh stop` stops them.
+# host's CPUs and starts munged, slurmctld and slurmd; `bash .ci/slurm.sh stop` stops what start started (a cluster
+# that already answers is used as it is).
 set -euo pipefail
 ETC=/etc/slurm; STATE=/var/spool/slurm-ci
 MARK=/run/ddpg-ci-slurm  # set by start: stop stops only a cluster this script started
