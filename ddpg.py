@@ -43,7 +43,7 @@ import contextlib
 import copy
 import functools
 try:
-    import fcntl  # run-folder locks (lock_run_dir); not on Windows, where a run goes on without one
+    import fcntl  # run-folder locks (prepare_run_dir); not on Windows, where a run goes on without one
 except ImportError:
     fcntl = None
 import json
@@ -66,9 +66,7 @@ import torch
 import torch.nn as nn
 
 
-# ---------------------------------------------------------------------------------------
-# Config: every hyper-parameter is a flag; the help text says what it is and why.
-# ---------------------------------------------------------------------------------------
+# --- Config: every hyper-parameter is a flag; the help text says what it is and why. -----
 
 
 def arg(default, help, **argparse_kwargs):
@@ -137,8 +135,7 @@ class Config:
 
     def __post_init__(self):  # a list from argparse or a checkpoint's JSON-like config: one form, compared equal
         self.hidden_sizes = tuple(self.hidden_sizes)
-        if isinstance(self.env_kwargs, list):  # from argparse: [(key, value), ...]
-            self.env_kwargs = dict(self.env_kwargs)
+        self.env_kwargs = dict(self.env_kwargs)  # from argparse: [(key, value), ...]
 
 
 # TD3 (Fujimoto et al. 2018) is DDPG with its three switches on, at the paper's values.
@@ -156,14 +153,12 @@ def config_for(env: str = Config.env, td3: bool = False, **flags) -> Config:
     """A Config for `env`: Pendulum's defaults, then its family's preset (preset_for), then TD3's
     switches if td3, then `flags` (so `--td3 --policy-delay 3` is TD3 with a longer delay)."""
     cfg = Config(env=env, **{**PRESETS.get(preset_for(env), {}), **(TD3 if td3 else {}), **flags})
-    if "threads" not in flags:
-        cfg.threads = default_threads(cfg.hidden_sizes)
+    if "threads" not in flags:  # a second thread pays from 256 wide (README: choosing --threads)
+        cfg.threads = 1 if max(cfg.hidden_sizes, default=0) < 256 else min(2, os.cpu_count() or 1)
     return cfg
 
 
-# ---------------------------------------------------------------------------------------
-# E1, E2: the networks
-# ---------------------------------------------------------------------------------------
+# --- E1, E2: the networks ----------------------------------------------------------------
 
 
 def mlp(in_dim: int, hidden_sizes, out_dim: int) -> nn.Sequential:
@@ -180,8 +175,7 @@ class Actor(nn.Module):
 
     scale = (high - low) / 2 and bias = (high + low) / 2 map tanh's (-1, 1) onto any box
     [low, high], asymmetric ones included (implementations that multiply by `high` alone
-    are wrong when low != -high).
-    """
+    are wrong when low != -high)."""
 
     def __init__(self, obs_dim: int, action_low, action_high, hidden_sizes=(64, 64)):
         super().__init__()
@@ -207,9 +201,7 @@ class Critic(nn.Module):
         return self.net(torch.cat([s, a], dim=-1)).squeeze(-1)
 
 
-# ---------------------------------------------------------------------------------------
-# E4: replay buffer
-# ---------------------------------------------------------------------------------------
+# --- E4: replay buffer -------------------------------------------------------------------
 
 
 class Batch(NamedTuple):
@@ -225,11 +217,8 @@ class ReplayBuffer:
 
     Sampling i.i.d. from many past episodes breaks the correlation between consecutive
     steps and reuses each transition many times. Learning from data that an older
-    policy collected is what makes DDPG off-policy.
-
-    Storage is preallocated numpy (a write is a cheap array assignment); torch views of
-    the same memory make sampling one gather per field, with no copy into torch.
-    """
+    policy collected is what makes DDPG off-policy. Storage: numpy arrays, sampled through
+    torch views of the same memory."""
 
     FIELDS = ("s", "a", "r", "s2", "terminated")
 
@@ -263,9 +252,7 @@ class ReplayBuffer:
         self.size, self.pos = n, state["buffer_pos"]
 
 
-# ---------------------------------------------------------------------------------------
-# E5: exploration noise
-# ---------------------------------------------------------------------------------------
+# --- E5: exploration noise ---------------------------------------------------------------
 
 
 def gaussian_noise(sigma: np.ndarray, rng: np.random.Generator) -> np.ndarray:
@@ -281,8 +268,7 @@ def ou_noise(x: np.ndarray, sigma: np.ndarray, theta: float, rng: np.random.Gene
     Each step keeps (1 - theta) of the last noise and adds a fresh kick, so the noise
     pushes in one direction for about 1 / theta steps: a sustained push that independent
     Gaussian draws almost never produce (MountainCar's back-and-forth swing needs one).
-    x starts at 0 and is reset to 0 at every episode start.
-    """
+    x starts at 0 and is reset to 0 at every episode start."""
     return x + theta * (0.0 - x) * dt + sigma * math.sqrt(dt) * rng.standard_normal(np.shape(x))
 
 
@@ -292,9 +278,7 @@ def add_exploration_noise(action: np.ndarray, eps: np.ndarray, low, high) -> np.
     return np.clip(action + eps, low, high)
 
 
-# ---------------------------------------------------------------------------------------
-# E6, E7, E8, E3 (and TD3's E9, E10, E11): the update, one pure function per equation
-# ---------------------------------------------------------------------------------------
+# --- E6, E7, E8, E3 (and TD3's E9, E10, E11): the update, one pure function per equation ---
 
 
 def td_target(reward, next_q, terminated, gamma: float):
@@ -303,8 +287,7 @@ def td_target(reward, next_q, terminated, gamma: float):
     d is Gymnasium's `terminated`: the episode really ended and s' has no future, so the
     bootstrap term is dropped. A time-limit cut (`truncated`) is NOT d: the state still
     had a future, so the target bootstraps from s' as usual. Treating truncation as
-    termination teaches the critic that the world ends at step 200.
-    """
+    termination teaches the critic that the world ends at step 200."""
     if isinstance(terminated, torch.Tensor) and terminated.dtype == torch.bool:
         terminated = terminated.float()  # a bool mask (vector envs, many buffers); 1 - bool raises
     return reward + gamma * (1.0 - terminated) * next_q
@@ -319,8 +302,7 @@ def actor_loss(actor: nn.Module, critic: nn.Module, s: torch.Tensor) -> torch.Te
     """E8: L_actor(theta) = -E[Q_phi(s, mu_theta(s))].
 
     Minimising it ascends J(theta); autograd applies the deterministic policy gradient
-    grad_a Q_phi(s, a)|_{a=mu(s)} * grad_theta mu_theta(s) through the chain rule.
-    """
+    grad_a Q_phi(s, a)|_{a=mu(s)} * grad_theta mu_theta(s) through the chain rule."""
     return -critic(s, actor(s)).mean()
 
 
@@ -329,8 +311,7 @@ def clipped_double_q(q1: torch.Tensor, q2: torch.Tensor) -> torch.Tensor:
 
     The actor climbs the critic's errors (E8 takes a max-like step on Q), so a single
     critic's y inherits its overestimates; two critics rarely err upwards at the same
-    point, and their minimum keeps y from feeding the bias back into itself.
-    """
+    point, and their minimum keeps y from feeding the bias back into itself."""
     return torch.minimum(q1, q2)
 
 
@@ -339,8 +320,7 @@ def smooth_target_action(next_action, eps, clip, low, high) -> torch.Tensor:
 
     clip, low and high are in action units (tensors per action dimension, or anything that
     broadcasts). The critic is fitted on a neighbourhood of the target action, so it cannot
-    build a narrow peak there for the actor to exploit.
-    """
+    build a narrow peak there for the actor to exploit."""
     return torch.clamp(next_action + torch.clamp(eps, -clip, clip), low, high)
 
 
@@ -350,10 +330,7 @@ def soft_update(target, source, tau: float) -> None:
 
     tau = 1 copies, tau = 0 keeps. A small tau makes the target network, and so the TD
     target y, change slowly: the critic regresses onto a target that stands still long
-    enough to be fitted. `target` and `source` are two nn.Modules of the same shape, or
-    their parameter lists (walking a module's tree costs more than this arithmetic for
-    small networks, so the training loop passes lists made once).
-    """
+    enough to be fitted. `target`, `source`: two nn.Modules of one shape, or their parameter lists."""
     if isinstance(target, nn.Module):
         target, source = list(target.parameters()), list(source.parameters())
     torch._foreach_lerp_(target, source, tau)  # t + tau * (s - t), for all parameters in one call
@@ -363,9 +340,8 @@ class DDPG:
     """The four networks of E1-E3, their optimizers, and one update step; with twin_critics
     a second critic and its target (E9), with target_noise the smoothing of E10."""
 
-    def __init__(self, obs_dim: int, action_low, action_high, hidden_sizes=(64, 64),
-                 actor_lr=1e-3, critic_lr=1e-3, device="cpu", twin_critics=False, target_noise=0.0,
-                 target_noise_clip=0.5):
+    def __init__(self, obs_dim: int, action_low, action_high, hidden_sizes=(64, 64), actor_lr=1e-3, critic_lr=1e-3,
+                 device="cpu", twin_critics=False, target_noise=0.0, target_noise_clip=0.5):
         self.device = torch.device(device)
         self.actor = Actor(obs_dim, action_low, action_high, hidden_sizes).to(self.device)
         self.critic = Critic(obs_dim, len(action_low), hidden_sizes).to(self.device)
@@ -378,8 +354,7 @@ class DDPG:
             self.critic2 = Critic(obs_dim, len(action_low), hidden_sizes).to(self.device)
             self.critic2_target = copy.deepcopy(self.critic2).requires_grad_(False)
         trained = ["actor", "critic"] + (["critic2"] if twin_critics else [])
-        # fused Adam does each optimizer step in one kernel: on a CPU it is ~20% of an update.
-        # One Adam over both critics is two independent ones: Adam's state is per parameter.
+        # fused: one kernel per optimizer step. One Adam over both critics is two: its state is per parameter.
         self.actor_optimizer = torch.optim.Adam(self.actor.parameters(), lr=actor_lr, fused=True)
         self.critic_optimizer = torch.optim.Adam([p for name in trained[1:] for p in getattr(self, name).parameters()],
                                                  lr=critic_lr, fused=True)
@@ -437,12 +412,9 @@ class DDPG:
     def update(self, batch: Batch, gamma: float, tau: float, step_actor: bool = True,
                generator: torch.Generator = None) -> dict:
         """One DDPG update: critic step, actor step (on the updated critic), soft updates.
-
         step_actor=False (E11, --policy-delay) leaves out the actor step and the soft updates.
-        Returns the numbers that logging and the report read, as 0-d tensors (float(x) reads one):
-        critic_loss, q_mean (mean Q(s, a) of the minibatch), target_mean (mean y) and, with the
-        actor step, actor_loss.
-        """
+        Returns, as 0-d tensors, what logging and the report read: critic_loss, q_mean (mean
+        Q(s, a) of the minibatch), target_mean (mean y) and, with the actor step, actor_loss."""
         numbers = self.critic_step(batch, gamma, generator)
         if step_actor:
             numbers.update(self.actor_step(batch.s))
@@ -462,19 +434,14 @@ class DDPG:
             getattr(self, name).load_state_dict(value)
 
 
-# ---------------------------------------------------------------------------------------
-# Evaluation: the deterministic policy, no noise, on its own environment instance
-# ---------------------------------------------------------------------------------------
+# --- Evaluation: the deterministic policy, no noise, on its own environment instance -----
 
 EVAL_SEED_OFFSET, PROBE_SEED_OFFSET = 10_000, 20_000  # evaluation and probe start states differ from training's
 
 
 def run_episode(env: gym.Env, act, seed: int, gamma: float) -> tuple:
-    """One episode of the policy `act` (observation -> action) from env.reset(seed=seed).
-
-    Returns (first observation, return, discounted return), the episode ending at
-    termination or truncation.
-    """
+    """One episode of the policy `act` (observation -> action) from env.reset(seed=seed) to its
+    termination or truncation. Returns (first observation, return, discounted return)."""
     obs0 = obs = env.reset(seed=seed)[0]
     total, total_discounted, discount, done = 0.0, 0.0, 1.0, False
     while not done:
@@ -487,13 +454,10 @@ def run_episode(env: gym.Env, act, seed: int, gamma: float) -> tuple:
 
 
 def evaluate(agent: DDPG, env: gym.Env, episodes: int, seed: int, gamma: float) -> dict:
-    """Run mu(s) without noise for `episodes` episodes; episode k starts at reset(seed=seed+k).
-
-    The same start states at every evaluation make evaluations of one run comparable:
-    a change is the policy's, not the draw's. Also returns, for the overestimation
-    check, the critic's Q(s0, mu(s0)) at each start state against the discounted return
-    the policy then collected (cut where the episode ends or is truncated).
-    """
+    """Run mu(s) without noise for `episodes` episodes; episode k starts at reset(seed=seed+k):
+    the same start states at every evaluation, so that a change is the policy's, not the draw's.
+    Also returns, for the overestimation check, the critic's Q(s0, mu(s0)) at each start state
+    against the discounted return the policy then collected (cut where the episode ends)."""
     actor = copy.deepcopy(agent.actor).cpu()  # on a GPU: one copy per evaluation, not a round trip per step
     act = torch.inference_mode()(lambda obs: actor(torch.as_tensor(obs, dtype=torch.float32).unsqueeze(0))[0].numpy())
     returns, discounted, q_start = [], [], []
@@ -508,15 +472,13 @@ def evaluate(agent: DDPG, env: gym.Env, episodes: int, seed: int, gamma: float) 
             "q_start": float(np.mean(q_start)), "mc_return": float(np.mean(discounted))}
 
 
-# ---------------------------------------------------------------------------------------
-# The training run: its state in one object, and the loop
-# ---------------------------------------------------------------------------------------
+# --- The training run: its state in one object, and the loop -----------------------------
 
 
 def sample_and_update(agent: DDPG, buffer: ReplayBuffer, cfg: Config, generator, step_actor: bool) -> tuple:
-    """E4, then E6-E11 and E3: one update on a uniform minibatch, drawn with `generator`.
-    Returns the minibatch's states (the report's saturation panel reads them) and the update's
-    numbers. The GPU path (Part B) runs this same function, captured in a CUDA graph."""
+    """E4, then E6-E11 and E3: one update on a uniform minibatch, drawn with `generator`. Returns the
+    minibatch's states (for the report's saturation panel) and the update's numbers. The GPU path
+    (Part B) runs this same function, captured in a CUDA graph."""
     batch = buffer.sample(cfg.batch_size, generator)
     return batch.s, agent.update(batch, cfg.gamma, cfg.tau, step_actor, generator)
 
@@ -527,8 +489,7 @@ class Run:
     The agent (networks, targets, optimizers), the replay buffer, every random stream
     (rng: warm-up actions and noise; sampler: minibatch indices and E10's target noise; the
     training environment's own generator: its resets), the OU noise state, the counters and the
-    episode in progress. collect() takes one environment step, learn() one update; train() drives the two.
-    """
+    episode in progress. collect() takes one environment step, learn() one update; train() drives the two."""
 
     def __init__(self, cfg: Config, env: gym.Env, agent: DDPG, step: int = 0):
         self.cfg, self.env, self.agent = cfg, env, agent
@@ -556,10 +517,8 @@ class Run:
         self.update_cause = diverged_cause(cfg)
 
     def collect(self):
-        """One environment step of the exploring policy, stored in the buffer (E4, E5).
-
-        Returns the record of the episode it finished, or None.
-        """
+        """One environment step of the exploring policy, stored in the buffer (E4, E5). Returns the
+        record of the episode it finished, or None."""
         if self.obs is None:  # a new episode
             self.obs = self.env.reset(seed=self.reset_seed)[0]
             self.reset_seed, self.noise_x = None, np.zeros_like(self.noise_x)
@@ -623,8 +582,7 @@ class Run:
         self.buffer.load_state_dict(state)
         self.rng.bit_generator.state = state["rng"]
         self.sampler.set_state(state["sampler"])
-        self.reset_seed = state["reset_seed"]
-        self.noise_x = np.array(state["noise_x"])
+        self.reset_seed, self.noise_x = state["reset_seed"], np.array(state["noise_x"])
         self.updates, self.recent_returns = state["updates"], list(state["recent_returns"])
         self.best = tuple(state["best"]) if state["best"] else None
         self.elapsed = state["elapsed"]
@@ -696,15 +654,11 @@ def evaluate_and_save(run: Run, eval_env: gym.Env, probes: torch.Tensor, folder)
 
 
 # =======================================================================================
-# The algorithm is complete above this line. Part B below is machinery a reader may skip:
-# input checks and environments, the run folder (lock, metrics, atomic writes, progress,
-# signals), checkpoints, resume and export, the GPU path, report.html, the command line.
+# The algorithm is complete above this line. Part B, below, is machinery a reader may skip.
 # =======================================================================================
 
 
-# ---------------------------------------------------------------------------------------
-# Input checks and environments: what can fail on bad input fails here, before the first step
-# ---------------------------------------------------------------------------------------
+# --- Input checks and environments: what can fail on bad input fails here, before the first step ---
 
 
 def parse_env_kwarg(text: str) -> tuple:
@@ -722,11 +676,9 @@ def algorithm_name(cfg: Config) -> str:
     """"DDPG", "TD3", or DDPG with the TD3 switches that are on, for the first lines and the report."""
     switches = [name for name, on in (("twin critics", cfg.twin_critics), ("target smoothing", cfg.target_noise > 0),
                                       ("policy delay", cfg.policy_delay > 1)) if on]
-    if not switches:
-        return "DDPG"
     if len(switches) == 3 and all(getattr(cfg, k) == v for k, v in TD3.items()):
         return "TD3"
-    return "DDPG + " + " + ".join(switches)
+    return " + ".join(["DDPG"] + switches)
 
 
 def preset_for(env_id: str) -> str:
@@ -736,11 +688,6 @@ def preset_for(env_id: str) -> str:
     except Exception:  # unknown or not yet importable: make_env() says what is wrong
         return ""
     return "mujoco" if entry_point.startswith("gymnasium.envs.mujoco") else ""
-
-
-def default_threads(hidden_sizes) -> int:
-    """--threads when not given: a second thread pays from 256 wide (README: choosing --threads)."""
-    return 1 if max(hidden_sizes, default=0) < 256 else min(2, os.cpu_count() or 1)
 
 
 class ConfigError(ValueError):
@@ -805,26 +752,24 @@ def make_env(env_id: str, env_kwargs: dict = None) -> gym.Env:
         raise ConfigError(f"cannot make environment {env_id!r}: {str(e).splitlines()[0]}") from None
     act, obs = env.action_space, env.observation_space
     if not isinstance(act, gym.spaces.Box):
-        env.close()
-        raise ConfigError(f"{env_id} has a {type(act).__name__} action space; DDPG needs a continuous Box")
-    if len(act.shape) != 1 or not (np.isfinite(act.low).all() and np.isfinite(act.high).all()):
-        env.close()
-        raise ConfigError(f"{env_id}: DDPG needs a 1-D action Box with finite bounds, got {act}")
-    if not isinstance(obs, gym.spaces.Box) or len(obs.shape) != 1:
-        env.close()
-        raise ConfigError(f"{env_id} has observation space {obs}; this script needs a flat (1-D) Box "
-                          "(wrap it, e.g. with gymnasium.wrappers.FlattenObservation)")
-    return ReplayableEnv(env, env_id)
+        problem = f"{env_id} has a {type(act).__name__} action space; DDPG needs a continuous Box"
+    elif len(act.shape) != 1 or not (np.isfinite(act.low).all() and np.isfinite(act.high).all()):
+        problem = f"{env_id}: DDPG needs a 1-D action Box with finite bounds, got {act}"
+    elif not isinstance(obs, gym.spaces.Box) or len(obs.shape) != 1:
+        problem = (f"{env_id} has observation space {obs}; this script needs a flat (1-D) Box "
+                   "(wrap it, e.g. with gymnasium.wrappers.FlattenObservation)")
+    else:
+        return ReplayableEnv(env, env_id)
+    env.close()
+    raise ConfigError(problem)
 
 
 class ReplayableEnv(gym.Wrapper):
-    """The environment, as the run sees it: an exception it raises becomes EnvFailed (one line
-    naming it; train() saves the run), and it keeps a record of the episode in progress: how it
-    was reset (the seed, or its generator's state just before) and the actions since. model.pt
-    holds that record, and --resume replays it: the same reset, the same actions, so a run stopped
-    mid-episode (a signal, a crash after an evaluation) continues exactly. That holds for every
-    environment that is deterministic given its generator and the actions, MuJoCo's and classic
-    control's among them; the observation the replay ends on is checked against the saved one."""
+    """The environment as the run sees it. An exception it raises becomes EnvFailed (one line naming it;
+    train() saves the run). It records the episode in progress: its reset (the seed, or the generator's state
+    before it) and the actions since. model.pt holds the record and --resume replays it, so a run stopped
+    mid-episode continues exactly, for any environment deterministic given its generator and the actions
+    (MuJoCo's, classic control's); the observation the replay ends on is checked against the saved one."""
 
     def __init__(self, env: gym.Env, env_id: str):
         super().__init__(env)
@@ -876,15 +821,12 @@ def generator_from(state: dict) -> np.random.Generator:
     return generator
 
 
-# ---------------------------------------------------------------------------------------
-# The run folder: its lock, metrics.jsonl, checkpoints and report, the progress lines, signals
-# ---------------------------------------------------------------------------------------
+# --- The run folder: its lock, metrics.jsonl, checkpoints and report, the progress lines, signals ---
 
 
 def start_run(cfg: Config, quiet: bool = False) -> tuple:
-    """Everything train() needs before its first step: the checks and the agent (setup), the Run
-    (--resume: restored from model.pt), the probe states, and the run folder with its first
-    record and lines. Returns run, eval_env, probes and the RunFolder."""
+    """Everything train() needs before its first step: the checks and the agent (setup), the Run (--resume:
+    restored from model.pt), the probe states, and the run folder with its first record and lines."""
     run_dir = Path(cfg.resume) if cfg.resume else new_run_dir(cfg)
     env, eval_env, agent, data, lock = setup(cfg, run_dir)  # lock: this process alone writes run_dir
     run = Run(cfg, env, agent, step=data["step"] if data else 0)
@@ -912,7 +854,7 @@ def start_run(cfg: Config, quiet: bool = False) -> tuple:
 
 class RunFolder:
     """What a run writes and prints: metrics.jsonl (line-buffered, so a killed run keeps its lines),
-    model.pt and best.pt, report.html, and the progress lines. Holds the folder's lock (lock_run_dir)
+    model.pt and best.pt, report.html, and the progress lines. Holds the folder's lock (prepare_run_dir)
     until close()."""
 
     def __init__(self, run_dir: Path, lock, run: Run, quiet: bool = False):
@@ -968,18 +910,16 @@ class RunFolder:
         return saved
 
     def env_failed(self, e: "EnvFailed") -> "RunStopped":
-        """Save the run as a signal does (model.pt holds it up to the last step that completed), and
-        the one line that ends it."""
+        """Save the run as a signal does (up to the last step that completed); the one line that ends it."""
         saved = self.checkpoint()
         then = (f"fix that, then --resume {self.dir}" if saved else "and model.pt could not be written (see above)")
         when = f"step {self.run.step + 1:,}" if e.env is self.run.env else f"step {self.run.step:,}, evaluating"
         return RunStopped(f"{when}: {e}; the run is saved up to step {self.run.step:,}: {then}")
 
     def report(self) -> None:
-        if not self.cfg.report:
-            return
         try:
-            write_report([self.dir], self.dir / "report.html")
+            if self.cfg.report:
+                write_report([self.dir], self.dir / "report.html")
         except ConfigError as e:  # a page that cannot be written is not worth the run: say so, train on
             warn(f"{e} at step {self.run.step:,}; training goes on")
 
@@ -1089,43 +1029,36 @@ def new_run_dir(cfg: Config) -> Path:
 
 
 def prepare_run_dir(path: Path, resume: bool = False):
-    """Make the folder, take its lock and prove it is writable now, not after twenty minutes
-    of training. Returns the lock, held until it is closed (see lock_run_dir)."""
+    """Make the folder, lock it and prove it writable now, not after twenty minutes of training. One
+    writer per run folder: the returned file holds an exclusive lock on path/.lock until it is closed. The
+    lock is the operating system's (flock), so it dies with the process: a kill -9 leaves nothing stale,
+    and a second process started on the folder stops before it touches anything."""
     try:
         path.mkdir(parents=True, exist_ok=True)
-        lock = lock_run_dir(path)
+        lock = open(path / ".lock", "a+")
         with tempfile.TemporaryFile(dir=path):
             pass
     except OSError as e:
         raise ConfigError(f"cannot write to output folder {path}: {e.strerror or e}") from None
-    if (path / "metrics.jsonl").exists() and not resume:  # checked under the lock: two new runs cannot both pass
-        lock.close()
-        raise ConfigError(f"{path} already holds a run (metrics.jsonl); choose another --out, "
-                          f"or continue it with --resume {path}")
-    return lock
-
-
-def lock_run_dir(path: Path):
-    """One writer per run folder: an exclusive lock on path/.lock, held while the returned file is
-    open. It is the operating system's (flock), so it dies with the process: a kill -9 leaves
-    nothing stale, and a second process started on the folder stops before it touches anything."""
-    f = open(path / ".lock", "a+")
     try:
-        fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        lock.truncate(0)
+        lock.write(f"{os.getpid()}\n")  # for the message below: who holds it
+        lock.flush()
     except BlockingIOError:
-        f.seek(0)
-        holder = f.read().strip()
-        f.close()
+        lock.seek(0)
+        holder = lock.read().strip()
+        lock.close()
         raise ConfigError(f"{path} is in use by another process{f' (pid {holder})' if holder else ''}: one "
                           "process writes a run folder at a time; wait for it to end, or choose another --out") from None
     except (OSError, AttributeError) as e:  # a file system without locks, or no fcntl (Windows)
         warn(f"cannot lock {path} ({getattr(e, 'strerror', None) or 'no file locks here'}); "
              "make sure no other process writes to it")
-        return f
-    f.truncate(0)
-    f.write(f"{os.getpid()}\n")  # for the message above: who holds it
-    f.flush()
-    return f
+    if (path / "metrics.jsonl").exists() and not resume:  # checked under the lock: two new runs cannot both pass
+        lock.close()
+        raise ConfigError(f"{path} already holds a run (metrics.jsonl); choose another --out, "
+                          f"or continue it with --resume {path}")
+    return lock
 
 
 def progress(*parts) -> None:
@@ -1152,25 +1085,21 @@ def settings_line(cfg: Config) -> str:
             + (f" | env kwargs {cfg.env_kwargs}" if cfg.env_kwargs else ""))
 
 
-STOP_SIGNALS = tuple(getattr(signal, name) for name in ("SIGINT", "SIGTERM", "SIGHUP") if hasattr(signal, name))
-
-
 @contextlib.contextmanager
 def stop_on_signals(run: Run):
     """Ctrl-C (SIGINT), SIGTERM (kill, docker stop, a cluster's preemption) and SIGHUP (a closed
     terminal) ask the run to stop: it ends the step it is in, saves model.pt and the report, and
     exits with 128 + the signal's number. The handler only sets a flag, so a signal never lands in
     the middle of an update or a write, and a second one during the save changes nothing."""
-    if threading.current_thread() is not threading.main_thread():  # only the main thread may set handlers
-        yield
-        return
-
     def handler(signum, frame):
         run.stop_signal = run.stop_signal or signum
 
-    # A signal that is ignored stays ignored: `nohup` ignores SIGHUP, and a shell's background
-    # jobs ignore SIGINT, so that closing the terminal or Ctrl-C elsewhere does not stop them.
-    previous = {sig: signal.signal(sig, handler) for sig in STOP_SIGNALS if signal.getsignal(sig) != signal.SIG_IGN}
+    # Only the main thread may set handlers. A signal that is ignored stays ignored: `nohup` ignores SIGHUP,
+    # and a shell's background jobs SIGINT, so that closing the terminal or Ctrl-C elsewhere does not stop them.
+    main_thread = threading.current_thread() is threading.main_thread()
+    stop_signals = [getattr(signal, name) for name in ("SIGINT", "SIGTERM", "SIGHUP") if hasattr(signal, name)]
+    previous = {sig: signal.signal(sig, handler) for sig in stop_signals
+                if main_thread and signal.getsignal(sig) != signal.SIG_IGN}
     try:
         yield
     finally:
@@ -1179,8 +1108,7 @@ def stop_on_signals(run: Run):
 
 
 class RunStopped(RuntimeError):
-    """The run cannot go on (its model.pt holds it up to the last checkpoint). main() prints it as one line,
-    exit status 1."""
+    """The run cannot go on (model.pt holds it up to the last checkpoint). main(): one line, exit status 1."""
 
 
 class Diverged(RunStopped):
@@ -1210,15 +1138,9 @@ def check_weights(agent: DDPG, cfg: Config, step: int) -> None:
                            + diverged_cause(cfg))
 
 
-# ---------------------------------------------------------------------------------------
-# Checkpoints: written atomically, loaded with weights_only=True (no code is unpickled)
-# ---------------------------------------------------------------------------------------
-#
-# Two kinds, one format. A policy checkpoint (best.pt; what --load, --eval-only and
-# --export read) holds the networks, targets, optimizers, config and step. model.pt adds
-# a "run" part, Run.state_dict(): the replay buffer, every random stream and the counters,
-# so that --resume continues the run exactly. It is written at every evaluation, at the end
-# and on a signal.
+# --- Checkpoints: written atomically, loaded with weights_only=True (no code is unpickled) ---
+# Two kinds, one format: best.pt (what --load, --eval-only and --export read) holds the networks, targets,
+# optimizers, config and step; model.pt adds a "run" part, Run.state_dict(), for --resume.
 
 
 CHECKPOINT_FORMAT = "ddpg.py checkpoint 1"
@@ -1230,8 +1152,7 @@ def save_checkpoint(path: Path, agent: DDPG, cfg: Config, step: int, env: gym.En
     """Write a checkpoint atomically (write_atomically, synced to disk). Weights that are not
     finite are never written: the previous checkpoint stays the last good one."""
     check_weights(agent, cfg, step)
-    data = {"format": CHECKPOINT_FORMAT, "config": asdict(cfg), "step": step,
-            "obs_dim": env.observation_space.shape[0],
+    data = {"format": CHECKPOINT_FORMAT, "config": asdict(cfg), "step": step, "obs_dim": env.observation_space.shape[0],
             "action_low": env.action_space.low.tolist(), "action_high": env.action_space.high.tolist(),
             **agent.state_dict(), **extra}
     write_atomically(path, lambda f: torch.save(data, f), sync=True)
@@ -1265,10 +1186,9 @@ def load_checkpoint(path, resume: bool = False) -> dict:
 
 
 def load_defaults(checkpoint) -> dict:
-    """--load: the checkpoint's env (and its make-arguments), seed, network sizes, learning
-    rates, evaluation episodes and TD3 switches, as defaults. So `--load RUN/best.pt --eval-only`
-    evaluates on the run's own start states and reproduces the return best.pt was saved with,
-    and a run started from a checkpoint goes on learning at its rates unless told otherwise."""
+    """--load: the checkpoint's env (and its make-arguments), seed, network sizes, learning rates, evaluation
+    episodes and TD3 switches, as defaults. So `--load RUN/best.pt --eval-only` reproduces the return best.pt
+    was saved with, and a run started from a checkpoint learns at its rates unless told otherwise."""
     saved = load_checkpoint(checkpoint)["config"]
     names = ("env", "env_kwargs", "seed", "hidden_sizes", "actor_lr", "critic_lr", "eval_episodes", *TD3)
     return {name: saved[name] for name in names if name in saved}
@@ -1301,21 +1221,18 @@ def agent_from_checkpoint(data: dict, path, env: gym.Env, cfg: Config, device) -
                       hidden_sizes=data["config"]["hidden_sizes"])
     if cfg.twin_critics and "critic2" not in data:
         raise ConfigError(f"{path} holds one critic; --twin-critics needs a checkpoint saved with two")
-    load_weights(agent, data, path)  # the optimizers' state comes back too (Adam's moments)...
-    # ... but the learning rates are cfg's: the run's own on --resume, the checkpoint's on --load
-    # (load_defaults) unless --actor-lr or --critic-lr says otherwise.
+    load_weights(agent, data, path)  # the optimizers' state comes back too (Adam's moments), but the learning
+    # rates are cfg's: the run's own on --resume, the checkpoint's on --load unless a flag says otherwise.
     for optimizer, lr in ((agent.actor_optimizer, cfg.actor_lr), (agent.critic_optimizer, cfg.critic_lr)):
         for group in optimizer.param_groups:  # a GPU run's graph left capturable on; GraphedUpdate decides again
             group.update(lr=lr, capturable=False)
     return agent
 
 
-RESUMABLE = ("total_steps", "threads", "device", "report")  # what --resume may change; the rest is the run's
-
-
 def resume_config(run_dir, **changes) -> Config:
-    """The Config of the run in run_dir, for --resume, with only the RESUMABLE fields changed."""
-    fixed = [f"--{name.replace('_', '-')}" for name in changes if name not in RESUMABLE]
+    """The Config of the run in run_dir, for --resume: `changes` may only be to what a run may change."""
+    resumable = ("total_steps", "threads", "device", "report")  # the rest is the run's
+    fixed = [f"--{name.replace('_', '-')}" for name in changes if name not in resumable]
     if fixed:
         raise ConfigError(f"--resume continues a run with its own settings; {', '.join(fixed)} cannot change "
                           "(only --total-steps, --threads, --device and --no-report can)")
@@ -1342,10 +1259,9 @@ def export_policy(checkpoint: str, path: str) -> Path:
 
 
 def setup(cfg: Config, run_dir: Path = None):
-    """Everything that can fail on bad input, checked before the first step; with a run_dir
-    (training) also plotly, if a report is wanted, and last the folder, so that bad input leaves
-    none behind. Returns env, eval_env, agent, the checkpoint read (--load, --resume) or None,
-    and the run folder's lock (training only)."""
+    """Everything that can fail on bad input, checked before the first step; with a run_dir (training) also
+    plotly, if a report is wanted, and last the folder, so that bad input leaves none behind. Returns env,
+    eval_env, agent, the checkpoint read (--load, --resume) or None, and the folder's lock (training only)."""
     check_config(cfg)
     device = resolve_device(cfg.device)[0]
     if cfg.threads:
@@ -1359,11 +1275,8 @@ def setup(cfg: Config, run_dir: Path = None):
         envs.append(make_env(cfg.env, cfg.env_kwargs))  # the evaluation environment
         env = envs[0]
         torch.manual_seed(cfg.seed)  # network initialisation
-        if data is not None:
-            agent = agent_from_checkpoint(data, checkpoint, env, cfg, device)
-        else:
-            agent = new_agent(cfg, env.observation_space.shape[0], env.action_space.low, env.action_space.high,
-                              device)
+        agent = (agent_from_checkpoint(data, checkpoint, env, cfg, device) if data is not None else
+                 new_agent(cfg, env.observation_space.shape[0], env.action_space.low, env.action_space.high, device))
         lock = prepare_run_dir(run_dir, resume=bool(cfg.resume)) if run_dir is not None else None
     except ConfigError:
         for e in envs:
@@ -1383,14 +1296,9 @@ def evaluate_checkpoint(cfg: Config) -> dict:
         eval_env.close()
 
 
-# ---------------------------------------------------------------------------------------
-# The GPU path (--device cuda): replay buffer in device memory, the update in a CUDA graph
-# ---------------------------------------------------------------------------------------
-#
-# A DDPG update on small networks is about a hundred tiny kernels: launched one by one from
-# Python, they leave the GPU idle most of the time. Here the transitions live on the GPU, and
-# the whole update (draw, E6-E11, Adam, E3) is recorded once as a CUDA graph and replayed as
-# one launch; its numbers stay on the device until the log line reads them.
+# --- The GPU path (--device cuda): replay buffer in device memory, the update in a CUDA graph ---
+# An update of small networks is about a hundred tiny kernels, which launched one by one from Python leave
+# the GPU idle: the whole update (draw, E6-E11, Adam, E3) is recorded once as a CUDA graph, replayed as one.
 
 
 def gpu_path(agent: DDPG, cfg: Config, obs_dim: int, action_dim: int, capacity: int) -> tuple:
@@ -1401,9 +1309,8 @@ def gpu_path(agent: DDPG, cfg: Config, obs_dim: int, action_dim: int, capacity: 
 
 
 class DeviceReplayBuffer:
-    """E4 on the GPU: each transition one row of one device tensor, so a minibatch is drawn and
-    gathered on the device with no copy from the host. Its add, sample and state_dict are the CPU
-    ReplayBuffer's, so model.pt holds the same thing from either."""
+    """E4 on the GPU: each transition one row of one device tensor, a minibatch drawn and gathered there.
+    Its add, sample and state_dict are the CPU ReplayBuffer's: model.pt holds the same from either."""
 
     def __init__(self, obs_dim: int, action_dim: int, capacity: int, device):
         self.capacity, self.pos, self.size = capacity, 0, 0
@@ -1420,8 +1327,7 @@ class DeviceReplayBuffer:
             self.filled.fill_(self.size)  # a device-side write: no wait
 
     def sample(self, batch_size: int, generator: torch.Generator = None) -> Batch:
-        """Uniform indices drawn on the device, from its default generator (which a CUDA graph can
-        replay; `generator`, the CPU path's, is not used here)."""
+        """Uniform indices from the device's default generator, which a CUDA graph can replay (not `generator`)."""
         idx = (torch.rand(batch_size, dtype=torch.float64, device=self.data.device) * self.filled).long()
         s, a, r, s2, terminated = self.data[idx].split(self.widths, dim=1)
         return Batch(s, a, r.squeeze(1), s2, terminated.squeeze(1))
@@ -1432,31 +1338,17 @@ class DeviceReplayBuffer:
         return {"buffer": dict(zip(ReplayBuffer.FIELDS, parts)), "buffer_pos": self.pos}
 
     def load_state_dict(self, state: dict) -> None:
-        b = state["buffer"]
-        n = len(b["r"])
+        b, n = state["buffer"], len(state["buffer"]["r"])
         self.data[:n] = torch.cat([b["s"], b["a"], b["r"][:, None], b["s2"], b["terminated"][:, None]], 1).to(self.data)
         self.size, self.pos = n, state["buffer_pos"]
         self.filled.fill_(n)
 
 
-def capturable(agent: DDPG, on: bool) -> None:
-    """Adam may step inside a CUDA graph only when told so; fused Adam keeps its step count on
-    the GPU already, so the flag can change once warm-up is done (and must be off on a CPU)."""
-    for optimizer in (agent.actor_optimizer, agent.critic_optimizer):
-        for group in optimizer.param_groups:
-            group["capturable"] = on
-
-
 class GraphedUpdate:
-    """update(step_actor), the minibatch draw and DDPG.update (sample_and_update), captured in a
-    CUDA graph on first use (one graph with the actor step, one without it for --policy-delay) and
-    replayed after: the update does not know.
-
-    The first WARMUP calls of each kind run eagerly on a side stream (cuBLAS and autograd set
-    themselves up lazily, which a capture must not see). Each call returns the minibatch's
-    states and the update's numbers as 0-d device tensors; a replay overwrites them in place.
-    Off a GPU, or if a capture fails, every call runs eagerly: the same update, launched from Python.
-    """
+    """update(step_actor) (sample_and_update) captured in a CUDA graph on first use, one with the actor step
+    and one without (--policy-delay), and replayed after: the update does not know. The first WARMUP calls
+    of each kind run eagerly on a side stream (cuBLAS and autograd set up lazily, which a capture must not
+    see). A replay overwrites the returned tensors in place. Off a GPU, or if a capture fails: eager calls."""
 
     WARMUP = 3
 
@@ -1464,6 +1356,13 @@ class GraphedUpdate:
         self.eager, self.agent = update, agent  # eager: the update itself, launched from Python
         self.capture = agent.device.type == "cuda"
         self.graphs, self.outputs, self.calls = {}, {}, {True: 0, False: 0}
+
+    def capturable(self, on: bool) -> None:
+        """Adam may step inside a CUDA graph only when told so; fused Adam keeps its step count on
+        the GPU already, so the flag can change once warm-up is done (and must be off on a CPU)."""
+        for optimizer in (self.agent.actor_optimizer, self.agent.critic_optimizer):
+            for group in optimizer.param_groups:
+                group["capturable"] = on
 
     def __call__(self, step_actor: bool) -> tuple:
         if step_actor in self.graphs:
@@ -1473,7 +1372,7 @@ class GraphedUpdate:
             return self.eager(step_actor)
         self.calls[step_actor] += 1
         if self.calls[step_actor] <= self.WARMUP:
-            capturable(self.agent, False)  # (a graph already captured keeps what it recorded)
+            self.capturable(False)  # (a graph already captured keeps what it recorded)
             side = torch.cuda.Stream()
             side.wait_stream(torch.cuda.current_stream())
             with torch.cuda.stream(side):
@@ -1481,7 +1380,7 @@ class GraphedUpdate:
             torch.cuda.current_stream().wait_stream(side)
             return out
         try:
-            capturable(self.agent, True)
+            self.capturable(True)
             graph = torch.cuda.CUDAGraph()
             with torch.cuda.graph(graph):
                 out = self.eager(step_actor)  # recorded, not run
@@ -1489,16 +1388,14 @@ class GraphedUpdate:
             warn(f"capturing the update in a CUDA graph failed ({type(e).__name__}: {str(e).splitlines()[0][:120]});"
                  " the GPU path goes on without one, slower")
             self.capture = False
-            capturable(self.agent, False)
+            self.capturable(False)
             return self.eager(step_actor)
         self.graphs[step_actor], self.outputs[step_actor] = graph, out
         graph.replay()  # this call's update
         return out
 
 
-# ---------------------------------------------------------------------------------------
-# Diagnostics (Plotly): report.html
-# ---------------------------------------------------------------------------------------
+# --- Diagnostics (Plotly): report.html ---------------------------------------------------
 
 
 def load_plotly():
@@ -1537,17 +1434,15 @@ def line(name, curves, color, axis="", mode="lines", width=2, dash="solid"):
     """Plotly trace dicts: the mean line and, for several runs, a min-max band under it."""
     x, y, low, high = mean_band(curves)
     axes = {"xaxis": "x" + axis, "yaxis": "y" + axis}
-    traces = []
-    if low is not None:
-        traces.append({"type": "scatter", "x": x.tolist(), "y": low.tolist(), "mode": "lines", **axes,
-                       "line": {"width": 0}, "showlegend": False, "hoverinfo": "skip", "legendgroup": name})
-        traces.append({"type": "scatter", "x": x.tolist(), "y": high.tolist(), "mode": "lines", **axes,
-                       "fill": "tonexty", "fillcolor": color + "33", "line": {"width": 0},
-                       "name": name + " (min-max)", "legendgroup": name, "hoverinfo": "skip"})
-    traces.append({"type": "scatter", "x": x.tolist(), "y": y.tolist(), "mode": mode, "name": name, **axes,
-                   "line": {"color": color, "width": width, "dash": dash}, "marker": {"color": color, "size": 7},
-                   "legendgroup": name})
-    return traces
+    band = [] if low is None else [
+        {"type": "scatter", "x": x.tolist(), "y": low.tolist(), "mode": "lines", **axes,
+         "line": {"width": 0}, "showlegend": False, "hoverinfo": "skip", "legendgroup": name},
+        {"type": "scatter", "x": x.tolist(), "y": high.tolist(), "mode": "lines", **axes, "fill": "tonexty",
+         "fillcolor": color + "33", "line": {"width": 0}, "name": name + " (min-max)", "legendgroup": name,
+         "hoverinfo": "skip"}]
+    return band + [{"type": "scatter", "x": x.tolist(), "y": y.tolist(), "mode": mode, "name": name, **axes,
+                    "line": {"color": color, "width": width, "dash": dash}, "marker": {"color": color, "size": 7},
+                    "legendgroup": name}]
 
 
 def figure(traces, title, xtitle="environment steps", ytitle="", **layout):
@@ -1556,18 +1451,14 @@ def figure(traces, title, xtitle="environment steps", ytitle="", **layout):
                                       "legend": {"orientation": "h", "y": -0.2}, **layout}}
 
 
-RUN_ONLY = ("seed", "total_steps", "threads", "device", "out", "load", "resume", "eval_only", "report")  # not settings
-
-
 def group_by_settings(runs) -> list:
     """[(label, runs)]: the runs with the same settings (all but seed, budget and where they ran)
     in one group, labelled by what differs between groups (the TD3 switches by their name)."""
     def settings(records):
         config = next((r["config"] for r in records if isinstance(r.get("config"), dict)), {})
-        return {k: v for k, v in {**defaults, **config}.items() if k not in RUN_ONLY}  # older runs lack newer keys
-
+        return {k: v for k, v in {**defaults, **config}.items() if k not in run_only}  # older runs lack newer keys
     defaults = asdict(Config())
-
+    run_only = ("seed", "total_steps", "threads", "device", "out", "load", "resume", "eval_only", "report")
     groups = {}
     for name, records in runs:
         groups.setdefault(json.dumps(settings(records), sort_keys=True), []).append((name, records))
@@ -1584,9 +1475,8 @@ def group_by_settings(runs) -> list:
 
 
 def report_figures(runs):
-    """The report's figures as Plotly dicts, from [(run name, records), ...]. Runs with the
-    same settings are drawn as one mean with a min-max band; several settings (DDPG against
-    TD3, say) as one such curve each, in a colour of its own."""
+    """The report's figures as Plotly dicts, from [(run name, records), ...]. Runs with the same settings are
+    drawn as one mean with a min-max band; several settings (DDPG and TD3, say) as one such curve each."""
     groups = group_by_settings(runs)
     many = len(groups) > 1
 
@@ -1599,11 +1489,9 @@ def report_figures(runs):
         return ", ".join(f"{v:.2f}" for v in state[:4]) + (", ..." if len(state) > 4 else "")
 
     header = next((r for r in runs[0][1] if "probe_states" in r), {})
-    cut = header.get("max_episode_steps")
-    gamma = header.get("gamma")
+    cut, gamma = header.get("max_episode_steps"), header.get("gamma")
     plural = (f" ({len(groups)} settings, each the mean of its runs, band: min-max)" if many else
               f" (mean of {len(runs)} runs, band: min-max)" if len(runs) > 1 else "")
-
     best = []
     if len(runs) == 1:  # the evaluation that best.pt holds
         x, y = series(runs[0][1], "eval_return")
@@ -1708,13 +1596,10 @@ PANELS = {  # each panel's title and the note under it
 
 
 def write_report(run_dirs, path) -> tuple:
-    """Write one self-contained HTML page (plotly.js inlined: it opens offline) for the runs.
-
-    Returns (problems, left_out): a message for each unreadable line or run, and the run
-    folders that could not be drawn at all. Raises ConfigError if none could be.
-    """
+    """Write one self-contained HTML page (plotly.js inlined: it opens offline) for the runs. Returns
+    (problems, left_out): a message for each unreadable line or run, and the run folders that could not be
+    drawn at all. Raises ConfigError if none could be."""
     pio = load_plotly().io
-
     runs, problems, left_out = [], [], []
     for d in run_dirs:
         try:
@@ -1760,9 +1645,7 @@ def plotly_js() -> bytes:
     return pkgutil.get_data("plotly", "package_data/plotly.min.js")
 
 
-# ---------------------------------------------------------------------------------------
-# Command line
-# ---------------------------------------------------------------------------------------
+# --- Command line ------------------------------------------------------------------------
 
 
 class Parser(argparse.ArgumentParser):
@@ -1788,9 +1671,8 @@ def build_parser() -> argparse.ArgumentParser:
         options = {k: v for k, v in f.metadata.items() if k not in ("flag", "shown_default")}
         if "action" not in options:
             options.setdefault("type", f.type)
-            options.setdefault("metavar", "N" if f.type is int else "X" if f.type is float else None)
-            if options["metavar"] is None:
-                del options["metavar"]
+            if f.type in (int, float):
+                options.setdefault("metavar", "N" if f.type is int else "X")
         if not isinstance(f.default, bool) and f.default != "":  # flags without a value need no default
             # (env_kwargs has a default_factory: its f.default is MISSING, its shown_default says "none")
             preset = PRESETS["mujoco"].get(f.name)
