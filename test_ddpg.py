@@ -1562,6 +1562,26 @@ def test_td3_bridge_tables_by_hand(tmp_path):
     assert rows["settings"]["DDPG"]["peak_saturation"] == pytest.approx(0.02)
 
 
+def test_mujoco_1m_table_and_curves_by_hand(tmp_path):
+    for seed in (0, 1):
+        fake_suite_run(tmp_path / f"mujoco-1m/runs/ours/Hopper-v5/seed{seed}",
+                       [100 + 100 * seed, 300 + 100 * seed, 200 + 100 * seed, 900 + 100 * seed], q_start=400, mc_return=100)
+    fake_suite_run(tmp_path / "mujoco-1m-ant-td3-no-contact-forces/runs/ours/Ant-v5/seed0", [50, 70],
+                   q_start=30, mc_return=60)
+    proc = subprocess.run([sys.executable, "benchmarks/mujoco_1m.py", "--results", str(tmp_path)], cwd=HERE,
+                          capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr
+    table = (tmp_path / "mujoco-1m" / "table.md").read_text()
+    # mean curve 150, 350, 250, 950: its max 950, the seeds 900 and 1,000; last 10: 375 and 475; Q 400 on 100 collected
+    assert ("| Hopper-v5 | DDPG | 4,000 (running) | 2 | 950 (± 50) | 425 (± 50) | 4.00 | 4% | 1,860 | 1,577 | 2,197 |"
+            in table), table
+    assert "| Ant-v5 without contact forces | TD3 | 2,000 (running) | 1 | 70 (± 0) | 60 (± 0) | 0.50 | 2% | 4,372 | - |" in table
+    assert "| Walker2d-v5 | TD3 | not started | 0 |" in table and "**Tianshou**" in table
+    assert json.loads((tmp_path / "mujoco-1m" / "table.json").read_text())["Hopper-v5 DDPG"]["until"] == 4000
+    html = (tmp_path / "mujoco-1m" / "curves.html").read_text()
+    assert "Ant-v5 without contact forces" in html and "TD3 paper: DDPG" in html and "Tianshou: TD3" in html
+
+
 def test_gpu_speed_benchmark_smoke():
     devices = ["cpu", "cuda"] if torch.cuda.is_available() else ["cpu"]
     proc = subprocess.run([sys.executable, "benchmarks/gpu_speed.py", "--env", "Pendulum-v1", "--sizes", "16,16",

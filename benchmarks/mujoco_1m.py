@@ -1,0 +1,170 @@
+"""DDPG and TD3 at the field's budget, 1,000,000 steps, on four MuJoCo tasks: the README's table and picture.
+
+    bash benchmarks/mujoco_1m.sh          # the 24 runs, two at a time (resumable; many hours of a 2-core machine)
+    python benchmarks/mujoco_1m.py        # the table: benchmarks/results/mujoco-1m/table.md (and .json)
+                                          # the curves: benchmarks/results/mujoco-1m/curves.html
+    python benchmarks/mujoco_1m.py --png docs/mujoco-1m.png    # and the picture (headless Chromium draws the page)
+
+It reads only the committed metrics.jsonl of each run, so the table and the picture can be rebuilt from a
+clone. A setting whose runs are still short of 1,000,000 steps is read up to the step all its seeds reached,
+and the table says which step that is. Per task and algorithm: the max of the seed-mean evaluation curve
+and the mean of each seed's last 10 evaluations (each +- the std over seeds), the critic's Q(s0, mu(s0))
+over the discounted return the policy then collected (last 10 evaluations; above 1 overestimates) and the
+peak share of saturated actions, beside the published figures (SOURCES says what each one measures).
+"""
+
+import argparse
+import json
+import shutil
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+import numpy as np
+
+from harness import ROOT, ddpg  # harness puts ddpg.py on the path
+from td3_bridge import figures, runs_of
+
+TASKS = ("HalfCheetah-v5", "Hopper-v5", "Walker2d-v5", "Ant-v5")
+FOLDERS = {  # (task family, algorithm): the results folder of benchmarks/mujoco_1m.sh
+    ("three", "DDPG"): "mujoco-1m", ("three", "TD3"): "mujoco-1m-td3",
+    ("Ant-v5", "DDPG"): "mujoco-1m-ant-no-contact-forces", ("Ant-v5", "TD3"): "mujoco-1m-ant-td3-no-contact-forces"}
+BUDGET = 1_000_000
+
+# Published figures at 1,000,000 steps, (DDPG, TD3) per task; None where a source has none.
+PUBLISHED = {
+    "TD3 paper": {"HalfCheetah-v5": (8577, 9637), "Hopper-v5": (1860, 3564), "Walker2d-v5": (3098, 4683),
+                  "Ant-v5": (889, 4372)},
+    "CleanRL": {"HalfCheetah-v5": (10374, 9583), "Hopper-v5": (1577, 3135), "Walker2d-v5": (1240, 4058),
+                "Ant-v5": (None, None)},
+    "Tianshou": {"HalfCheetah-v5": (11719, 10201), "Hopper-v5": (2197, 3472), "Walker2d-v5": (1401, 3982),
+                 "Ant-v5": (990, 5116)},
+}
+SOURCES = {
+    "TD3 paper": "Fujimoto et al. (2018), Table 1: the max of the 10-seed mean curve of deterministic evaluations "
+                 "(10 episodes every 5,000 steps); 400-300 networks; -v1 tasks; its DDPG is the paper's re-tuned "
+                 "\"Our DDPG\"",
+    "CleanRL": "CleanRL's benchmark pages (ddpg_continuous_action.py, td3_continuous_action.py): returns of "
+               "training episodes, exploration noise included; 3 seeds; 256-256 networks; -v4 tasks; no Ant",
+    "Tianshou": "Tianshou's examples/mujoco README: the max of the 10-seed mean curve of deterministic test "
+                "returns (10 episodes); 256-256 networks; -v3 tasks",
+}
+COLORS = {"DDPG": ddpg.COLORS[0], "TD3": ddpg.COLORS[1]}
+MARKS = {"TD3 paper": "star", "CleanRL": "diamond", "Tianshou": "triangle-up"}
+
+
+def folder_of(task: str, algorithm: str) -> str:
+    return FOLDERS[(task if task == "Ant-v5" else "three", algorithm)]
+
+
+def settings(results: Path) -> dict:
+    """{(task, algorithm): the runs that have an evaluation}, for every task and algorithm."""
+    return {(task, algorithm): runs_of(results / folder_of(task, algorithm), task)
+            for task in TASKS for algorithm in ("DDPG", "TD3")}
+
+
+def table(found: dict) -> tuple:
+    lines = ["| task | algorithm | read up to step | seeds | max of mean curve (± std) | mean of last 10 evals "
+             "(± std) | Q / collected | peak saturation | TD3 paper | CleanRL | Tianshou |", "|---" * 11 + "|"]
+    rows = {}
+    for (task, algorithm), runs in found.items():
+        published = " | ".join(f"{v:,}" if (v := PUBLISHED[s][task][algorithm == "TD3"]) else "-" for s in PUBLISHED)
+        name = f"{task} without contact forces" if task == "Ant-v5" else task
+        if not runs:
+            lines.append(f"| {name} | {algorithm} | not started | 0 | - | - | - | - | {published} |")
+            continue
+        until = min(max(s for s, _, _ in run["eval_curve"]) for run in runs)
+        f = rows[f"{task} {algorithm}"] = {"until": until, **figures(runs, until)}
+        f.pop("peak_rss_mib", None)
+        q = "-" if f["q_over_collected"] is None else f"{f['q_over_collected']:.2f}"
+        sat = "-" if np.isnan(f["peak_saturation"]) else f"{f['peak_saturation']:.0%}"
+        lines.append(f"| {name} | {algorithm} | {until:,}{'' if until >= BUDGET else ' (running)'} | {f['seeds']} | "
+                     f"{f['max_mean_curve']:,.0f} (± {f['max_mean_curve_std']:,.0f}) | {f['last10_mean']:,.0f} "
+                     f"(± {f['last10_std']:,.0f}) | {q} | {sat} | {published} |")
+    return lines, rows
+
+
+def curves_figure(found: dict) -> dict:
+    """The four tasks side by side (2 x 2): DDPG's and TD3's seed-mean evaluation curves with their
+    min-max band, and the published figures as marks at 1,000,000 steps."""
+    traces, layout = [], {}
+    for k, task in enumerate(TASKS, 1):
+        axis = "" if k == 1 else str(k)
+        col, row = (k - 1) % 2, (k - 1) // 2
+        layout[f"xaxis{axis}"] = {"domain": [0.53 * col, 0.53 * col + 0.47], "anchor": f"y{axis}",
+                                  "range": [0, BUDGET * 1.07], "title": {"text": "environment steps"}}
+        layout[f"yaxis{axis}"] = {"domain": [0.56 * (1 - row), 0.56 * (1 - row) + 0.4], "anchor": f"x{axis}",
+                                  "title": {"text": "evaluation return"}}
+        name = f"{task} without contact forces" if task == "Ant-v5" else task
+        layout.setdefault("annotations", []).append(
+            {"text": f"<b>{name}</b>", "xref": f"x{axis} domain", "yref": f"y{axis} domain", "x": 0.02, "y": 1.08,
+             "showarrow": False, "xanchor": "left"})
+        for algorithm in ("DDPG", "TD3"):
+            runs = found[(task, algorithm)]
+            curves = [(np.array([s for s, _, _ in r["eval_curve"]], float),
+                       np.array([v for _, _, v in r["eval_curve"]], float)) for r in runs]
+            label = f"{algorithm} (ddpg.py{' --td3' if algorithm == 'TD3' else ''}): mean over seeds"
+            for trace in ddpg.line(label, curves, COLORS[algorithm], axis=axis):
+                trace["showlegend"] = k == 1 and trace.get("showlegend", True)
+                traces.append(trace)
+            for i, (source, values) in enumerate(PUBLISHED.items()):  # side by side at 10^6, not on top
+                value = values[task][algorithm == "TD3"]
+                if value is not None:
+                    traces.append({"type": "scatter", "x": [BUDGET * (1 + 0.02 * i)], "y": [value], "mode": "markers",
+                                   "xaxis": "x" + axis, "yaxis": "y" + axis, "name": f"{source}: {algorithm}",
+                                   "legendgroup": f"{source}: {algorithm}", "showlegend": k == 1,
+                                   "marker": {"symbol": MARKS[source], "size": 11, "color": COLORS[algorithm],
+                                              "line": {"width": 1, "color": "#222"}}})
+    return ddpg.figure(traces, "DDPG and TD3 (ddpg.py, MuJoCo preset, 64-64) against the published figures at "
+                       "1,000,000 steps", height=820, width=1150, **layout,
+                       legend={"orientation": "h", "y": -0.1})
+
+
+def write_png(html: Path, png: Path) -> None:
+    """Draw the page with headless Chromium (Debian: apt-get install chromium)."""
+    browser = shutil.which("chromium") or shutil.which("chromium-browser") or shutil.which("google-chrome")
+    if browser is None:
+        sys.exit("mujoco_1m.py: --png needs Chromium (apt-get install chromium)")
+    with tempfile.TemporaryDirectory() as profile:
+        subprocess.run([browser, "--headless", "--no-sandbox", "--disable-gpu", "--no-first-run",
+                        "--disable-background-networking", "--disable-component-update", "--disable-sync",
+                        f"--user-data-dir={profile}", "--hide-scrollbars", "--window-size=1150,900",
+                        "--virtual-time-budget=10000", f"--screenshot={png.resolve()}", html.resolve().as_uri()],
+                       check=True, capture_output=True, timeout=300)
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--results", type=Path, default=ROOT / "benchmarks" / "results",
+                   help="the folder holding mujoco_1m.sh's results folders")
+    p.add_argument("--png", type=Path, metavar="FILE", help="also draw the curves into this PNG (needs Chromium)")
+    args = p.parse_args(argv)
+    found = settings(args.results)
+    lines, rows = table(found)
+    out = args.results / "mujoco-1m"
+    out.mkdir(parents=True, exist_ok=True)
+    text = "\n".join(["DDPG and TD3 at 1,000,000 steps: `python benchmarks/mujoco_1m.py` over the runs of "
+                      "`benchmarks/mujoco_1m.sh` (MuJoCo preset: 64-64 networks, batch 256, gamma 0.99, "
+                      "10,000 random steps; 10 deterministic evaluation episodes every 5,000 steps; ± is the std "
+                      "over seeds)", ""] + lines + ["", "The published figures:", ""]
+                     + [f"- **{s}**: {what}" for s, what in SOURCES.items()]) + "\n"
+    print(text)
+    (out / "table.md").write_text(text)
+    (out / "table.json").write_text(json.dumps(rows, indent=1) + "\n")
+    pio = ddpg.load_plotly().io
+    html = out / "curves.html"
+    html.write_text("<!DOCTYPE html><html><head><meta charset='utf-8'><title>DDPG and TD3 at 10^6 steps</title>"
+                    "<style>body{margin:0}</style><script>" + ddpg.plotly_js().decode() + "</script></head><body>"
+                    + pio.to_html(curves_figure(found), full_html=False, include_plotlyjs=False, validate=False,
+                                  config={"displayModeBar": False})
+                    + "</body></html>")
+    print(f"wrote {out / 'table.md'}, {html}")
+    if args.png:
+        write_png(html, args.png)
+        print(f"wrote {args.png}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
