@@ -75,6 +75,11 @@ def shown(runs: list) -> tuple:
     return (done, [run for run in runs if last_step(run) < BUDGET]) if done else (runs, [])
 
 
+def running_at(steps: list) -> str:
+    """' (+2 at 90,000, 35,000)': the seeds left out of a row, still running, and where they are."""
+    return f" (+{len(steps)} at {', '.join(f'{s:,}' for s in steps)})" if steps else ""
+
+
 def table(found: dict) -> tuple:
     lines = ["| task | algorithm | read up to step | seeds | max of mean curve (± std) | mean of last 10 evals "
              "(± std) | Q / collected | peak saturation | TD3 paper | CleanRL | Tianshou |", "|---" * 11 + "|"]
@@ -93,7 +98,7 @@ def table(found: dict) -> tuple:
         q = "-" if f["q_over_collected"] is None else f"{f['q_over_collected']:.2f}"
         sat = "-" if np.isnan(f["peak_saturation"]) else f"{f['peak_saturation']:.0%}"
         lines.append(f"| {name} | {algorithm} | {until:,}{'' if until >= BUDGET else ' (running)'} | {f['seeds']}"
-                     f"{''.join(f' (+1 at {s:,})' for s in f['running'])} | "
+                     f"{running_at(f['running'])} | "
                      f"{f['max_mean_curve']:,.0f} (± {f['max_mean_curve_std']:,.0f}) | {f['last10_mean']:,.0f} "
                      f"(± {f['last10_std']:,.0f}) | {q} | {sat} | {published} |")
     return lines, rows

@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # The README's headline table: DDPG and TD3 at 1,000,000 steps, 3 seeds, on four MuJoCo tasks
-# (issue 21). Two runs at a time, one per core. Measured here (HalfCheetah-v5, evaluations and
-# checkpoints included): 40 to 150 steps/s per run, about 70 while other work shares the cores,
-# so 2 to 4 hours per run and 25 to 50 hours of both cores for all 24.
+# (issue 21). Two runs at a time, one per core. Measured here (evaluations and checkpoints
+# included): 300 to 350 steps/s per run on a quiet machine, 40 to 150 while other work shares it,
+# so 1 to 4 hours per run and 12 to 50 hours of both cores for all 24.
 # Safe to run again at any time: each suite call resumes its runs from model.pt where one
 # exists and skips those already at 1,000,000, then rewrites its tables from the metrics files.
 # The README's table and docs/mujoco-1m.png: python benchmarks/mujoco_1m.py --png docs/mujoco-1m.png
