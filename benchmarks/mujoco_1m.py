@@ -24,7 +24,7 @@ from pathlib import Path
 import numpy as np
 
 from harness import ROOT, ddpg  # harness puts ddpg.py on the path
-from td3_bridge import figures, runs_of
+from td3_bridge import PAPER, figures, runs_of
 
 TASKS = ("HalfCheetah-v5", "Hopper-v5", "Walker2d-v5", "Ant-v5")
 FOLDERS = {  # (task family, algorithm): the results folder of benchmarks/mujoco_1m.sh
@@ -34,8 +34,7 @@ BUDGET = 1_000_000
 
 # Published figures at 1,000,000 steps, (DDPG, TD3) per task; None where a source has none.
 PUBLISHED = {
-    "TD3 paper": {"HalfCheetah-v5": (8577, 9637), "Hopper-v5": (1860, 3564), "Walker2d-v5": (3098, 4683),
-                  "Ant-v5": (889, 4372)},
+    "TD3 paper": {task: (round(ddpg_), round(td3)) for task, (td3, ddpg_) in PAPER.items()},  # td3_bridge's
     "CleanRL": {"HalfCheetah-v5": (10374, 9583), "Hopper-v5": (1577, 3135), "Walker2d-v5": (1240, 4058),
                 "Ant-v5": (None, None)},
     "Tianshou": {"HalfCheetah-v5": (11719, 10201), "Hopper-v5": (2197, 3472), "Walker2d-v5": (1401, 3982),
@@ -52,6 +51,10 @@ SOURCES = {
 }
 COLORS = {"DDPG": ddpg.COLORS[0], "TD3": ddpg.COLORS[1]}
 MARKS = {"TD3 paper": "star", "CleanRL": "diamond", "Tianshou": "triangle-up"}
+
+
+def title(task: str) -> str:
+    return f"{task} without contact forces" if task == "Ant-v5" else task
 
 
 def folder_of(task: str, algorithm: str) -> str:
@@ -86,7 +89,7 @@ def table(found: dict) -> tuple:
     rows = {}
     for (task, algorithm), runs in found.items():
         published = " | ".join(f"{v:,}" if (v := PUBLISHED[s][task][algorithm == "TD3"]) else "-" for s in PUBLISHED)
-        name = f"{task} without contact forces" if task == "Ant-v5" else task
+        name = title(task)
         if not runs:
             lines.append(f"| {name} | {algorithm} | not started | 0 | - | - | - | - | {published} |")
             continue
@@ -115,7 +118,7 @@ def curves_figure(found: dict) -> dict:
                                   "range": [0, BUDGET * 1.07], "title": {"text": "environment steps"}}
         layout[f"yaxis{axis}"] = {"domain": [0.56 * (1 - row), 0.56 * (1 - row) + 0.4], "anchor": f"x{axis}",
                                   "title": {"text": "evaluation return"}}
-        name = f"{task} without contact forces" if task == "Ant-v5" else task
+        name = title(task)
         layout.setdefault("annotations", []).append(
             {"text": f"<b>{name}</b>", "xref": f"x{axis} domain", "yref": f"y{axis} domain", "x": 0.02, "y": 1.08,
              "showarrow": False, "xanchor": "left"})
