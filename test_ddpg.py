@@ -1528,10 +1528,12 @@ def test_pendulum_benchmark_smoke_beside_sb3(tmp_path):
     assert "ddpg.py" in html and "SB3" in html and "wall-clock" in html
 
 
-def fake_suite_run(folder, returns, q_start, mc_return, every=1000):
+def fake_suite_run(folder, returns, q_start, mc_return, every=1000, length=None):
     folder.mkdir(parents=True)
     lines = [{"step": 0, "time": 0, "config": {}}]
     for k, r in enumerate(returns, 1):
+        if length:  # a training episode ending there
+            lines.append({"step": every * k - 1, "time": k, "episode_return": r, "episode_length": length + k})
         lines += [{"step": every * k, "time": k, "critic_loss": 1.0, "updates": every * k, "action_at_bound": k / 100},
                   {"step": every * k, "time": k, "eval_return": r, "q_start": q_start, "mc_return": mc_return}]
     (folder / "metrics.jsonl").write_text("".join(json.dumps(x) + "\n" for x in lines))
@@ -1565,7 +1567,8 @@ def test_td3_bridge_tables_by_hand(tmp_path):
 def test_mujoco_1m_table_and_curves_by_hand(tmp_path):
     for seed in (0, 1):  # at 1,000,000 steps; seed 2 still running: left out of the row
         fake_suite_run(tmp_path / f"mujoco-1m/runs/ours/Hopper-v5/seed{seed}", [100 + 100 * seed, 300 + 100 * seed,
-                       200 + 100 * seed, 900 + 100 * seed], q_start=400, mc_return=100, every=250_000)
+                       200 + 100 * seed, 900 + 100 * seed], q_start=400, mc_return=100, every=250_000,
+                       length=300 * seed)
     fake_suite_run(tmp_path / "mujoco-1m/runs/ours/Hopper-v5/seed2", [0, 0], q_start=0, mc_return=1, every=250_000)
     fake_suite_run(tmp_path / "mujoco-1m-ant-td3-no-contact-forces/runs/ours/Ant-v5/seed0", [50, 70],
                    q_start=30, mc_return=60)
@@ -1579,6 +1582,11 @@ def test_mujoco_1m_table_and_curves_by_hand(tmp_path):
     assert "| Ant-v5 without contact forces | TD3 | 2,000 (running) | 1 | 70 (± 0) | 60 (± 0) | 0.50 | 2% | 4,372 | - |" in table
     assert "| Walker2d-v5 | TD3 | not started | 0 |" in table and "**Tianshou**" in table
     assert json.loads((tmp_path / "mujoco-1m" / "table.json").read_text())["Hopper-v5 DDPG"]["until"] == 1_000_000
+    # per seed: the best evaluation and its step, the last 10 (here all 4), and over the last 100,000 steps the
+    # episode lengths (seed 1's at 999,999 only: 304) and the actions at a bound (the record at 10^6: 4%)
+    assert "| Hopper-v5 | DDPG | seed0 | 1,000,000 | 900 (1,000,000) | 375 | 4.00 | - | 4% |" in table, table
+    assert "| Hopper-v5 | DDPG | seed1 | 1,000,000 | 1,000 (1,000,000) | 475 | 4.00 | 304 | 4% |" in table, table
+    assert "| Hopper-v5 | DDPG | seed2 | 500,000 | 0 (250,000) | 0 | 0.00 | - | 2% |" in table, table
     html = (tmp_path / "mujoco-1m" / "curves.html").read_text()
     assert "Ant-v5 without contact forces" in html and "TD3 paper: DDPG" in html and "Tianshou: TD3" in html
 

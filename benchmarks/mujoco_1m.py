@@ -107,6 +107,27 @@ def table(found: dict) -> tuple:
     return lines, rows
 
 
+def per_seed(found: dict, window: int = 100_000) -> list:
+    """One row per run, what the README's analysis quotes: each seed's best evaluation and when, its last 10,
+    its Q / collected, and over its last `window` steps the training episodes' length and the share of
+    actions within 1% of a bound."""
+    lines = [f"| task | algorithm | seed | steps | best evaluation (at step) | mean of last 10 evals | Q / collected | "
+             f"episode length, last {window:,} steps | actions at a bound, last {window:,} steps |", "|---" * 9 + "|"]
+    for (task, algorithm), runs in found.items():
+        for run in runs:
+            records, end = run["records"], last_step(run)
+            step, _, best = max(run["eval_curve"], key=lambda e: e[2])
+            evals = [r for r in records if "q_start" in r][-10:]
+            q = np.mean([r["q_start"] for r in evals]) / np.mean([r["mc_return"] for r in evals])
+            late = [r for r in records if r["step"] > end - window]
+            length = [r["episode_length"] for r in late if "episode_length" in r]
+            bound = [r["action_at_bound"] for r in late if "action_at_bound" in r]
+            lines.append(f"| {title(task)} | {algorithm} | {run['seed']} | {end:,} | {best:,.0f} ({step:,}) | "
+                         f"{np.mean([e[2] for e in run['eval_curve'][-10:]]):,.0f} | {q:.2f} | "
+                         f"{f'{np.mean(length):.0f}' if length else '-'} | {f'{np.mean(bound):.0%}' if bound else '-'} |")
+    return lines
+
+
 def curves_figure(found: dict) -> dict:
     """The four tasks side by side (2 x 2): DDPG's and TD3's seed-mean evaluation curves with their
     min-max band, and the published figures as marks at 1,000,000 steps."""
@@ -173,7 +194,8 @@ def main(argv=None) -> int:
                       "`benchmarks/mujoco_1m.sh` (MuJoCo preset: 64-64 networks, batch 256, gamma 0.99, "
                       "10,000 random steps; 10 deterministic evaluation episodes every 5,000 steps; ± is the std "
                       "over seeds)", ""] + lines + ["", "The published figures:", ""]
-                     + [f"- **{s}**: {what}" for s, what in SOURCES.items()]) + "\n"
+                     + [f"- **{s}**: {what}" for s, what in SOURCES.items()]
+                     + ["", "Per seed (what benchmarks/README's analysis quotes):", ""] + per_seed(found)) + "\n"
     print(text)
     (out / "table.md").write_text(text)
     (out / "table.json").write_text(json.dumps(rows, indent=1) + "\n")
