@@ -115,15 +115,14 @@ def per_seed(found: dict, window: int = 100_000) -> list:
              f"episode length, last {window:,} steps | actions at a bound, last {window:,} steps |", "|---" * 9 + "|"]
     for (task, algorithm), runs in found.items():
         for run in runs:
-            records, end = run["records"], last_step(run)
-            step, _, best = max(run["eval_curve"], key=lambda e: e[2])
-            evals = [r for r in records if "q_start" in r][-10:]
-            q = np.mean([r["q_start"] for r in evals]) / np.mean([r["mc_return"] for r in evals])
-            late = [r for r in records if r["step"] > end - window]
+            end = last_step(run)
+            f = figures([run], end)  # one seed: its curve's max is its best evaluation
+            q = "-" if f["q_over_collected"] is None else f"{f['q_over_collected']:.2f}"
+            late = [r for r in run["records"] if r["step"] > end - window]
             length = [r["episode_length"] for r in late if "episode_length" in r]
             bound = [r["action_at_bound"] for r in late if "action_at_bound" in r]
-            lines.append(f"| {title(task)} | {algorithm} | {run['seed']} | {end:,} | {best:,.0f} ({step:,}) | "
-                         f"{np.mean([e[2] for e in run['eval_curve'][-10:]]):,.0f} | {q:.2f} | "
+            lines.append(f"| {title(task)} | {algorithm} | {run['seed']} | {end:,} | {f['max_mean_curve']:,.0f} "
+                         f"({f['max_mean_curve_step']:,}) | {f['last10_mean']:,.0f} | {q} | "
                          f"{f'{np.mean(length):.0f}' if length else '-'} | {f'{np.mean(bound):.0%}' if bound else '-'} |")
     return lines
 

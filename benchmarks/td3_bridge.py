@@ -44,8 +44,8 @@ def runs_of(folder: Path, task: str) -> list:
     runs = []
     for d in sorted((folder / "runs" / "ours" / task).glob("seed*")):
         if evaluated_until(d) > 0:
-            runs.append({**read_run(d), "seed": d.name, "peak_rss_mib": max((h["peak_rss_mib"] for h in process_history(d)),
-                                                            default=None)})
+            runs.append({**read_run(d), "seed": d.name,
+                         "peak_rss_mib": max((h["peak_rss_mib"] for h in process_history(d)), default=None)})
     return runs
 
 
