@@ -26,7 +26,7 @@ wait $lane_a || ok=false
 wait $lane_b || ok=false
 $ok  # a lane that failed stops the script here, once both have ended
 # Item 4 of issue 21, after the 24: is the 64-64 preset why Walker2d-v5's TD3 ends far below the
-# TD3 paper's 4,683, with an honest critic and no collapse (two seeds level off near 3,500, one
+# TD3 paper's 4,683, with an honest critic and no collapse (two seeds reach 3,621 and 3,814, one
 # stays near 1,000), where the 256-256 implementations reach about 4,000? The same runs with the
 # paper's 400-300 networks, 3 seeds. DDPG's update at 400-300 measured 7.5 ms on one thread (8 times
 # 64-64's); TD3's twin critics add roughly half again (an estimate): 3 to 6 hours a run here.
