@@ -160,7 +160,7 @@ def curves_figure(found: dict) -> dict:
                                               "line": {"width": 1, "color": "#222"}}})
     done = sum(last_step(run) >= BUDGET for runs in found.values() for run in runs)
     return ddpg.figure(traces, "DDPG and TD3 (ddpg.py, MuJoCo preset, 64-64) against the published figures at "
-                       f"1,000,000 steps<br><sup>{done} of 24 runs there so far; a curve is the mean of the seeds "
+                       f"1,000,000 steps<br><sup>{done} of 24 runs there{' so far' if done < 24 else ''}; a curve is the mean of the seeds "
                        "that reached 10^6 (else of all, up to the step all reached), its band their min-max</sup>",
                        height=820, width=1150, **layout,
                        legend={"orientation": "h", "y": -0.1})
