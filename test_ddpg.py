@@ -1572,6 +1572,11 @@ def test_mujoco_1m_table_and_curves_by_hand(tmp_path):
     fake_suite_run(tmp_path / "mujoco-1m/runs/ours/Hopper-v5/seed2", [0, 0], q_start=0, mc_return=1, every=250_000)
     fake_suite_run(tmp_path / "mujoco-1m-ant-td3-no-contact-forces/runs/ours/Ant-v5/seed0", [50, 70],
                    q_start=30, mc_return=60)
+    # the follow-up: Walker2d-v5 TD3 at 64-64 (10^6 steps) against 400-300 (500,000 so far), read up to 500,000
+    fake_suite_run(tmp_path / "mujoco-1m-td3/runs/ours/Walker2d-v5/seed0", [1000, 3500, 2000, 4000], q_start=50,
+                   mc_return=100, every=250_000)
+    fake_suite_run(tmp_path / "mujoco-1m-walker2d-td3-400-300/runs/ours/Walker2d-v5/seed0", [3200, 2800],
+                   q_start=80, mc_return=100, every=250_000)
     proc = subprocess.run([sys.executable, "benchmarks/mujoco_1m.py", "--results", str(tmp_path)], cwd=HERE,
                           capture_output=True, text=True)
     assert proc.returncode == 0, proc.stderr
@@ -1580,7 +1585,12 @@ def test_mujoco_1m_table_and_curves_by_hand(tmp_path):
     assert ("| Hopper-v5 | DDPG | 1,000,000 | 2 (+1 at 500,000) | 950 (± 50) | 425 (± 50) | 4.00 | 4% | 1,860 | 1,577 "
             "| 2,197 |" in table), table
     assert "| Ant-v5 without contact forces | TD3 | 2,000 (running) | 1 | 70 (± 0) | 60 (± 0) | 0.50 | 2% | 4,372 | - |" in table
-    assert "| Walker2d-v5 | TD3 | not started | 0 |" in table and "**Tianshou**" in table
+    assert "| Walker2d-v5 | DDPG | not started | 0 |" in table and "**Tianshou**" in table
+    follow_up = table.split("Issue 21, item 4")[1]  # 64-64's 4,000 at 10^6 is past the 400-300 run: left out
+    assert "read up to step 500,000" in follow_up and "| 64-64 (the preset) | 1 | 3,500 (± 0) | 2,250 (± 0) |" in follow_up
+    assert "| 400-300 (the paper's) | 1 | 3,200 (± 0) | 3,000 (± 0) | 80.0 | 100.0 | 0.80 |" in follow_up, follow_up
+    assert "| 64-64 | seed0 | 1,000,000 | 3,500 (500,000) | 500,000 |" in follow_up, follow_up
+    assert "| 400-300 | seed0 | 500,000 | 3,200 (250,000) | 250,000 |" in follow_up, follow_up
     assert json.loads((tmp_path / "mujoco-1m" / "table.json").read_text())["Hopper-v5 DDPG"]["until"] == 1_000_000
     # per seed: the best evaluation and its step, the last 10 (here all 4), and over the last 100,000 steps the
     # episode lengths (seed 1's at 999,999 only: 304) and the actions at a bound (the record at 10^6: 4%)

@@ -11,6 +11,8 @@ and the table says which step that is. Per task and algorithm: the max of the se
 and the mean of each seed's last 10 evaluations (each +- the std over seeds), the critic's Q(s0, mu(s0))
 over the discounted return the policy then collected (last 10 evaluations; above 1 overestimates) and the
 peak share of saturated actions, beside the published figures (SOURCES says what each one measures).
+Below them, the follow-up of issue 21's item 4: Walker2d-v5 TD3 with the preset's 64-64 networks against
+the paper's 400-300, both read up to the step every seed of both reached.
 """
 
 import argparse
@@ -25,12 +27,14 @@ import numpy as np
 
 from harness import ROOT, ddpg  # harness puts ddpg.py on the path
 from td3_bridge import PAPER, figures, runs_of
+from td3_bridge import table as bridge_table
 
 TASKS = ("HalfCheetah-v5", "Hopper-v5", "Walker2d-v5", "Ant-v5")
 FOLDERS = {  # (task family, algorithm): the results folder of benchmarks/mujoco_1m.sh
     ("three", "DDPG"): "mujoco-1m", ("three", "TD3"): "mujoco-1m-td3",
     ("Ant-v5", "DDPG"): "mujoco-1m-ant-no-contact-forces", ("Ant-v5", "TD3"): "mujoco-1m-ant-td3-no-contact-forces"}
 BUDGET = 1_000_000
+FOLLOW_UP = "mujoco-1m-walker2d-td3-400-300"  # issue 21, item 4: Walker2d-v5 TD3 with the paper's 400-300 networks
 
 # Published figures at 1,000,000 steps, (DDPG, TD3) per task; None where a source has none.
 PUBLISHED = {
@@ -127,6 +131,28 @@ def per_seed(found: dict, window: int = 100_000) -> list:
     return lines
 
 
+def follow_up(found: dict, results: Path, walks: float = 3000) -> tuple:
+    """Is the 64-64 preset why Walker2d-v5's TD3 falls short? The preset's runs against the same runs with the
+    paper's 400-300 networks, both read up to the step every seed of both reached; then each seed up to there:
+    its best evaluation and when, and the first evaluation at `walks` or above (the gait found)."""
+    wide = runs_of(results / FOLLOW_UP, "Walker2d-v5")
+    if not wide:
+        return [], None
+    both = {"64-64 (the preset)": found[("Walker2d-v5", "TD3")], "400-300 (the paper's)": wide}
+    lines, rows = bridge_table("Walker2d-v5", both, "TD3: the preset's 64-64 networks against the paper's 400-300")
+    until = rows["until"]
+    lines += [f"Per seed, up to step {until:,}:", "", f"| networks | seed | reached | best evaluation (at step) | "
+              f"first evaluation at {walks:,.0f} or above |", "|---" * 5 + "|"]
+    for name, runs in both.items():
+        for run in runs:
+            curve = [(s, v) for s, _, v in run["eval_curve"] if s <= until]
+            step, best = max(curve, key=lambda sv: sv[1])
+            first = next((f"{s:,}" for s, v in curve if v >= walks), "-")
+            lines.append(f"| {name.split()[0]} | {run['seed']} | {last_step(run):,} | {best:,.0f} ({step:,}) "
+                         f"| {first} |")
+    return lines, rows
+
+
 def curves_figure(found: dict) -> dict:
     """The four tasks side by side (2 x 2): DDPG's and TD3's seed-mean evaluation curves with their
     min-max band, and the published figures as marks at 1,000,000 steps."""
@@ -187,6 +213,9 @@ def main(argv=None) -> int:
     args = p.parse_args(argv)
     found = settings(args.results)
     lines, rows = table(found)
+    extra, wide = follow_up(found, args.results)
+    if wide:
+        rows["Walker2d-v5 TD3, 64-64 against 400-300"] = wide
     out = args.results / "mujoco-1m"
     out.mkdir(parents=True, exist_ok=True)
     text = "\n".join(["DDPG and TD3 at 1,000,000 steps: `python benchmarks/mujoco_1m.py` over the runs of "
@@ -194,7 +223,9 @@ def main(argv=None) -> int:
                       "10,000 random steps; 10 deterministic evaluation episodes every 5,000 steps; ± is the std "
                       "over seeds)", ""] + lines + ["", "The published figures:", ""]
                      + [f"- **{s}**: {what}" for s, what in SOURCES.items()]
-                     + ["", "Per seed (what benchmarks/README's analysis quotes):", ""] + per_seed(found)) + "\n"
+                     + ["", "Per seed (what benchmarks/README's analysis quotes):", ""] + per_seed(found)
+                     + (["", "Issue 21, item 4: `mujoco_1m.sh`'s follow-up, the same TD3 runs on Walker2d-v5 with "
+                         "`--hidden-sizes 400 300`, in " + FOLLOW_UP, ""] + extra if extra else [])) + "\n"
     print(text)
     (out / "table.md").write_text(text)
     (out / "table.json").write_text(json.dumps(rows, indent=1) + "\n")
