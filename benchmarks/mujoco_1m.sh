@@ -28,6 +28,8 @@ $ok  # a lane that failed stops the script here, once both have ended
 # Item 4 of issue 21, after the 24: is the 64-64 preset why Walker2d-v5's TD3 ends far below the
 # TD3 paper's 4,683, with an honest critic and no collapse (two seeds reach 3,621 and 3,814, one
 # stays near 1,000), where the 256-256 implementations reach about 4,000? The same runs with the
-# paper's 400-300 networks, 3 seeds. Measured here: 43 to 45 steps/s a run with another run on the
-# other core, so about 6.5 hours a run and 13 hours of both cores for the three.
+# paper's 400-300 networks, 3 seeds. Measured here: 43 to 73 steps/s a run with another run on the
+# other core, so 4 to 6.5 hours a run. Read up to 380,000 steps they answer it (mujoco_1m.py's last
+# table): seed 0 stopped there for good, its model.pt lost with a checkout, and the suite leaves a run
+# without one as it is (move its folder away to run it again from step 0); seeds 1 and 2 resume.
 suite --jobs 2 --tasks Walker2d-v5 --ddpg-flags="--td3 --hidden-sizes 400 300" --out $R/mujoco-1m-walker2d-td3-400-300
