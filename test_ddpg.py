@@ -1599,6 +1599,7 @@ def test_mujoco_1m_table_and_curves_by_hand(tmp_path):
     assert "| Hopper-v5 | DDPG | seed2 | 500,000 | 0 (250,000) | 0 | 0.00 | - | 2% |" in table, table
     html = (tmp_path / "mujoco-1m" / "curves.html").read_text()
     assert "Ant-v5 without contact forces" in html and "TD3 paper: DDPG" in html and "Tianshou: TD3" in html
+    assert "TD3 at 400-300 (--td3 --hidden-sizes 400 300)" in html  # the follow-up's curve, on Walker2d-v5
 
 
 def test_gpu_speed_benchmark_smoke():

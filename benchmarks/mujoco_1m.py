@@ -53,7 +53,7 @@ SOURCES = {
     "Tianshou": "Tianshou's examples/mujoco README: the max of the 10-seed mean curve of deterministic test "
                 "returns (10 episodes); 256-256 networks; -v3 tasks",
 }
-COLORS = {"DDPG": ddpg.COLORS[0], "TD3": ddpg.COLORS[1]}
+COLORS = {"DDPG": ddpg.COLORS[0], "TD3": ddpg.COLORS[1], "TD3 at 400-300": ddpg.COLORS[3]}
 MARKS = {"TD3 paper": "star", "CleanRL": "diamond", "Tianshou": "triangle-up"}
 
 
@@ -131,11 +131,10 @@ def per_seed(found: dict, window: int = 100_000) -> list:
     return lines
 
 
-def follow_up(found: dict, results: Path, walks: float = 3000) -> tuple:
+def follow_up(found: dict, wide: list, walks: float = 3000) -> tuple:
     """Is the 64-64 preset why Walker2d-v5's TD3 falls short? The preset's runs against the same runs with the
     paper's 400-300 networks, both read up to the step every seed of both reached; then each seed up to there:
     its best evaluation and when, and the first evaluation at `walks` or above (the gait found)."""
-    wide = runs_of(results / FOLLOW_UP, "Walker2d-v5")
     if not wide:
         return [], None
     both = {"64-64 (the preset)": found[("Walker2d-v5", "TD3")], "400-300 (the paper's)": wide}
@@ -153,9 +152,10 @@ def follow_up(found: dict, results: Path, walks: float = 3000) -> tuple:
     return lines, rows
 
 
-def curves_figure(found: dict) -> dict:
+def curves_figure(found: dict, wide: list) -> dict:
     """The four tasks side by side (2 x 2): DDPG's and TD3's seed-mean evaluation curves with their
-    min-max band, and the published figures as marks at 1,000,000 steps."""
+    min-max band, and the published figures as marks at 1,000,000 steps; on Walker2d-v5 also TD3 at
+    400-300 (the follow-up), up to the step all its seeds reached."""
     traces, layout = [], {}
     for k, task in enumerate(TASKS, 1):
         axis = "" if k == 1 else str(k)
@@ -184,6 +184,11 @@ def curves_figure(found: dict) -> dict:
                                    "legendgroup": f"{source}: {algorithm}", "showlegend": k == 1,
                                    "marker": {"symbol": MARKS[source], "size": 11, "color": COLORS[algorithm],
                                               "line": {"width": 1, "color": "#222"}}})
+        if task == "Walker2d-v5" and wide:  # issue 21's follow-up
+            curves = [(np.array([s for s, _, _ in r["eval_curve"]], float),
+                       np.array([v for _, _, v in r["eval_curve"]], float)) for r in wide]
+            traces += ddpg.line(f"TD3 at 400-300 (--td3 --hidden-sizes 400 300): mean over {len(wide)} seeds, "
+                                "Walker2d-v5 only", curves, COLORS["TD3 at 400-300"], axis=axis, dash="dot")
     done = sum(last_step(run) >= BUDGET for runs in found.values() for run in runs)
     return ddpg.figure(traces, "DDPG and TD3 (ddpg.py, MuJoCo preset, 64-64) against the published figures at "
                        f"1,000,000 steps<br><sup>{done} of 24 runs there{' so far' if done < 24 else ''}; a curve is the mean of the seeds "
@@ -213,9 +218,10 @@ def main(argv=None) -> int:
     args = p.parse_args(argv)
     found = settings(args.results)
     lines, rows = table(found)
-    extra, wide = follow_up(found, args.results)
-    if wide:
-        rows["Walker2d-v5 TD3, 64-64 against 400-300"] = wide
+    wide = runs_of(args.results / FOLLOW_UP, "Walker2d-v5")
+    extra, compared = follow_up(found, wide)
+    if compared:
+        rows["Walker2d-v5 TD3, 64-64 against 400-300"] = compared
     out = args.results / "mujoco-1m"
     out.mkdir(parents=True, exist_ok=True)
     text = "\n".join(["DDPG and TD3 at 1,000,000 steps: `python benchmarks/mujoco_1m.py` over the runs of "
@@ -233,7 +239,7 @@ def main(argv=None) -> int:
     html = out / "curves.html"
     html.write_text("<!DOCTYPE html><html><head><meta charset='utf-8'><title>DDPG and TD3 at 10^6 steps</title>"
                     "<style>body{margin:0}</style><script>" + ddpg.plotly_js().decode() + "</script></head><body>"
-                    + pio.to_html(curves_figure(found), full_html=False, include_plotlyjs=False, validate=False,
+                    + pio.to_html(curves_figure(found, wide), full_html=False, include_plotlyjs=False, validate=False,
                                   config={"displayModeBar": False})
                     + "</body></html>")
     print(f"wrote {out / 'table.md'}, {html}")
