@@ -152,6 +152,12 @@ def follow_up(found: dict, wide: list, walks: float = 3000) -> tuple:
     return lines, rows
 
 
+def arrays(runs: list) -> list:
+    """Each run's evaluation curve as (steps, returns) arrays, what ddpg.line takes."""
+    return [(np.array([s for s, _, _ in r["eval_curve"]], float), np.array([v for _, _, v in r["eval_curve"]], float))
+            for r in runs]
+
+
 def curves_figure(found: dict, wide: list) -> dict:
     """The four tasks side by side (2 x 2): DDPG's and TD3's seed-mean evaluation curves with their
     min-max band, and the published figures as marks at 1,000,000 steps; on Walker2d-v5 also TD3 at
@@ -169,9 +175,7 @@ def curves_figure(found: dict, wide: list) -> dict:
             {"text": f"<b>{name}</b>", "xref": f"x{axis} domain", "yref": f"y{axis} domain", "x": 0.02, "y": 1.08,
              "showarrow": False, "xanchor": "left"})
         for algorithm in ("DDPG", "TD3"):
-            runs = shown(found[(task, algorithm)])[0]
-            curves = [(np.array([s for s, _, _ in r["eval_curve"]], float),
-                       np.array([v for _, _, v in r["eval_curve"]], float)) for r in runs]
+            curves = arrays(shown(found[(task, algorithm)])[0])
             label = f"{algorithm} (ddpg.py{' --td3' if algorithm == 'TD3' else ''}): mean over seeds"
             for trace in ddpg.line(label, curves, COLORS[algorithm], axis=axis):
                 trace["showlegend"] = k == 1 and trace.get("showlegend", True)
@@ -185,10 +189,8 @@ def curves_figure(found: dict, wide: list) -> dict:
                                    "marker": {"symbol": MARKS[source], "size": 11, "color": COLORS[algorithm],
                                               "line": {"width": 1, "color": "#222"}}})
         if task == "Walker2d-v5" and wide:  # issue 21's follow-up
-            curves = [(np.array([s for s, _, _ in r["eval_curve"]], float),
-                       np.array([v for _, _, v in r["eval_curve"]], float)) for r in wide]
             traces += ddpg.line(f"TD3 at 400-300 (--td3 --hidden-sizes 400 300): mean over {len(wide)} seeds, "
-                                "Walker2d-v5 only", curves, COLORS["TD3 at 400-300"], axis=axis, dash="dot")
+                                "Walker2d-v5 only", arrays(wide), COLORS["TD3 at 400-300"], axis=axis, dash="dot")
     done = sum(last_step(run) >= BUDGET for runs in found.values() for run in runs)
     return ddpg.figure(traces, "DDPG and TD3 (ddpg.py, MuJoCo preset, 64-64) against the published figures at "
                        f"1,000,000 steps<br><sup>{done} of 24 runs there{' so far' if done < 24 else ''}; a curve is the mean of the seeds "
