@@ -12,10 +12,11 @@ changes (Fujimoto et al. 2018), each a switch, all off unless asked for.
     import ddpg                               # reuse Actor, Critic, td_target, ...
 
 The file has two parts. Part A is the algorithm, read top to bottom in the order of the
-derivation: the config, the networks (E1, E2), the replay buffer (E4), exploration noise
-(E5), the update (E6, E7, E8, E3; TD3's E9-E11), evaluation, and the training run with its
-loop. Part B, after a banner, is the machinery a reader may skip: input checks, the run
-folder, checkpoints, the GPU path, the report and the command line.
+derivation: the config, the networks (E1, E2), the replay buffer (E4), exploration noise (E5),
+the update (E6, E7, E8, E3; TD3's E9-E11), evaluation, what stops a run, and the run with its
+loop. Part B, after a banner, is the machinery a reader may skip, in the order a run uses it:
+input checks, assembling the run, the run folder, checkpoints, the GPU path, the report and the
+command line. Part A enters it by two doors only, start_run and stop_on_signals.
 
 Where this departs from Lillicrap et al. (2015), and why (each also marked at its line):
   1. Gaussian exploration noise by default, not Ornstein-Uhlenbeck: simpler and as good
@@ -109,16 +110,16 @@ class Config:
                                "critic updates; 1: every update, as DDPG")
     env_kwargs: dict = arg({}, "keyword arguments for gymnasium.make, as KEY:VALUE pairs (Python literals), e.g. "
                                "include_cfrc_ext_in_observation:False", shown_default="none", nargs="+",
-                           type=lambda text: parse_env_kwarg(text), metavar="KEY:VALUE")
+                           metavar="KEY:VALUE")  # each parsed by parse_env_kwarg (the command line)
     eval_every: int = arg(2_000, "evaluate the deterministic policy, checkpoint and report every this many steps")
     eval_episodes: int = arg(10, "episodes per evaluation")
     log_every: int = arg(1_000, "print a progress line and log the update's numbers every this many steps")
     probe_states: int = arg(5, "fixed start states whose actions the report tracks over training")
     threads: int = arg(1, "torch CPU threads; 0: torch's default", shown_default="1, or 2 with hidden layers 256 "
-                       "wide or wider, where two are 1.4-1.6x faster (README: choosing --threads)")
+                       "wide or wider, where two are 1.4-1.6x faster (benchmarks/README: choosing --threads)")
     device: str = arg("auto", "where the networks live: cpu; cuda, the GPU path (buffer on the GPU, the update in a "
                               "CUDA graph); or auto, the GPU where CUDA is visible (measured 3.1x the CPU at 64-64, "
-                              "6.6x at 400-300: README, On a GPU), else the CPU. cpu for several runs on one GPU",
+                              "6.7x at 400-300: README, On a GPU), else the CPU. cpu for several runs on one GPU",
                       choices=("auto", "cpu", "cuda"))
     out: str = arg("", "run folder for metrics.jsonl, model.pt, best.pt and report.html "
                        "(default: a new folder under runs/)", metavar="DIR")
@@ -143,17 +144,28 @@ TD3 = dict(twin_critics=True, target_noise=0.2, target_noise_clip=0.5, policy_de
 
 # Settings per task family, measured on this project's machine (README, "How the settings were
 # chosen"). A flag given on the command line always wins over its preset.
+
+
 PRESETS = {
     "mujoco": dict(total_steps=1_000_000, learning_starts=10_000, batch_size=256, gamma=0.99,
                    eval_every=5_000, log_every=5_000),
 }
 
 
+def preset_for(env_id: str) -> str:
+    """The PRESETS family of an environment id, or "" (Pendulum's defaults) if it has none."""
+    try:
+        entry_point = str(gym.spec(env_id).entry_point)
+    except Exception:  # unknown or not yet importable: make_env() says what is wrong
+        return ""
+    return "mujoco" if entry_point.startswith("gymnasium.envs.mujoco") else ""
+
+
 def config_for(env: str = Config.env, td3: bool = False, **flags) -> Config:
     """A Config for `env`: Pendulum's defaults, then its family's preset (preset_for), then TD3's
     switches if td3, then `flags` (so `--td3 --policy-delay 3` is TD3 with a longer delay)."""
     cfg = Config(env=env, **{**PRESETS.get(preset_for(env), {}), **(TD3 if td3 else {}), **flags})
-    if "threads" not in flags:  # a second thread pays from 256 wide (README: choosing --threads)
+    if "threads" not in flags:  # a second thread pays from 256 wide (benchmarks/README: choosing --threads)
         cfg.threads = 1 if max(cfg.hidden_sizes, default=0) < 256 else min(2, os.cpu_count() or 1)
     return cfg
 
@@ -306,6 +318,18 @@ def actor_loss(actor: nn.Module, critic: nn.Module, s: torch.Tensor) -> torch.Te
     return -critic(s, actor(s)).mean()
 
 
+@torch.no_grad()  # targets are never part of a graph: they receive no gradient
+def soft_update(target, source, tau: float) -> None:
+    """E3: theta' <- tau * theta + (1 - tau) * theta', in place, for every parameter.
+
+    tau = 1 copies, tau = 0 keeps. A small tau makes the target network, and so the TD
+    target y, change slowly: the critic regresses onto a target that stands still long
+    enough to be fitted. `target`, `source`: two nn.Modules of one shape, or their parameter lists."""
+    if isinstance(target, nn.Module):
+        target, source = list(target.parameters()), list(source.parameters())
+    torch._foreach_lerp_(target, source, tau)  # t + tau * (s - t), for all parameters in one call
+
+
 def clipped_double_q(q1: torch.Tensor, q2: torch.Tensor) -> torch.Tensor:
     """E9 (TD3): min_i Q_phi_i'(s', a'), the smaller of the two target critics' estimates.
 
@@ -322,18 +346,6 @@ def smooth_target_action(next_action, eps, clip, low, high) -> torch.Tensor:
     broadcasts). The critic is fitted on a neighbourhood of the target action, so it cannot
     build a narrow peak there for the actor to exploit."""
     return torch.clamp(next_action + torch.clamp(eps, -clip, clip), low, high)
-
-
-@torch.no_grad()  # targets are never part of a graph: they receive no gradient
-def soft_update(target, source, tau: float) -> None:
-    """E3: theta' <- tau * theta + (1 - tau) * theta', in place, for every parameter.
-
-    tau = 1 copies, tau = 0 keeps. A small tau makes the target network, and so the TD
-    target y, change slowly: the critic regresses onto a target that stands still long
-    enough to be fitted. `target`, `source`: two nn.Modules of one shape, or their parameter lists."""
-    if isinstance(target, nn.Module):
-        target, source = list(target.parameters()), list(source.parameters())
-    torch._foreach_lerp_(target, source, tau)  # t + tau * (s - t), for all parameters in one call
 
 
 class DDPG:
@@ -472,6 +484,40 @@ def evaluate(agent: DDPG, env: gym.Env, episodes: int, seed: int, gamma: float) 
             "q_start": float(np.mean(q_start)), "mc_return": float(np.mean(discounted))}
 
 
+# --- What stops a run: the exceptions, and the checks that raise them -------------------
+
+
+class RunStopped(RuntimeError):
+    """The run cannot go on (model.pt holds it up to the last checkpoint). main(): one line, exit status 1."""
+
+
+class Diverged(RunStopped):
+    """A loss, weight, observation or reward that is not finite."""
+
+
+class EnvFailed(RunStopped):
+    """The environment raised an exception in reset or step (ReplayableEnv, Part B); train() saves the run first."""
+
+
+def check_finite(step: int, numbers: dict, cause: str) -> None:
+    """Stop the run at the first NaN or infinity, naming the step, the quantity and the likely cause."""
+    for name, value in numbers.items():  # math.isfinite for plain numbers: this runs at every step
+        if not (math.isfinite(value) if isinstance(value, (float, int)) else np.isfinite(value).all()):
+            bad = np.ravel(value)[~np.isfinite(np.ravel(value))][0]
+            raise Diverged(f"step {step:,}: {name} is {bad}; {cause}")
+
+
+def diverged_cause(cfg: Config) -> str:
+    return f"the updates diverged: lower --critic-lr ({cfg.critic_lr:g}) and --actor-lr ({cfg.actor_lr:g})"
+
+
+def check_weights(agent: DDPG, cfg: Config, step: int) -> None:
+    for name in ("actor", "critic"):
+        if not all(torch.isfinite(p).all() for p in getattr(agent, name).parameters()):
+            raise Diverged(f"step {step:,}: the {name}'s weights are not finite (no checkpoint written); "
+                           + diverged_cause(cfg))
+
+
 # --- The training run: its state in one object, and the loop -----------------------------
 
 
@@ -484,25 +530,16 @@ def sample_and_update(agent: DDPG, buffer: ReplayBuffer, cfg: Config, generator,
 
 
 class Run:
-    """A training run's state: all that model.pt holds so that --resume continues it exactly.
+    """A training run's state, all that --resume needs to continue it exactly: the agent, its replay buffer and
+    update (made for its device by new_run), every random stream (rng: warm-up actions and noise; sampler:
+    minibatch indices and E10's noise; the training environment's own: its resets), the OU noise state, the
+    counters and the episode in progress. collect() takes one environment step, learn() one update."""
 
-    The agent (networks, targets, optimizers), the replay buffer, every random stream
-    (rng: warm-up actions and noise; sampler: minibatch indices and E10's target noise; the
-    training environment's own generator: its resets), the OU noise state, the counters and the
-    episode in progress. collect() takes one environment step, learn() one update; train() drives the two."""
-
-    def __init__(self, cfg: Config, env: gym.Env, agent: DDPG, step: int = 0):
-        self.cfg, self.env, self.agent = cfg, env, agent
+    def __init__(self, cfg: Config, env: gym.Env, agent: DDPG, buffer, update, sampler, step: int = 0):
+        self.cfg, self.env, self.agent, self.buffer, self.update = cfg, env, agent, buffer, update
         self.low, self.high = env.action_space.low, env.action_space.high
         self.sigma = cfg.noise_std * (self.high - self.low) / 2  # E5: noise std relative to the half-range
-        self.rng = np.random.default_rng(cfg.seed)  # random warm-up actions and exploration noise
-        self.sampler = torch.Generator().manual_seed(cfg.seed)  # minibatch indices (and E10's noise)
-        dims = env.observation_space.shape[0], env.action_space.shape[0], cfg.buffer_size
-        if agent.device.type == "cuda":  # the GPU path (Part B): buffer on the device, the update in a graph
-            self.buffer, self.update = gpu_path(agent, cfg, *dims)
-        else:
-            self.buffer = ReplayBuffer(*dims)
-            self.update = functools.partial(sample_and_update, agent, self.buffer, cfg, self.sampler)
+        self.rng, self.sampler = np.random.default_rng(cfg.seed), sampler  # the random streams above
         self.reset_seed = cfg.seed  # the first reset seeds the environment; later ones draw from its generator
         self.noise_x = np.zeros(self.low.shape)  # the OU process's state x_t (E5)
         self.step, self.updates = step, 0
@@ -563,48 +600,18 @@ class Run:
         self.last_s, numbers = self.update(step_actor)
         self.numbers = {**self.numbers, **numbers}  # actor_loss stays that of the last actor step
 
-    def state_dict(self) -> dict:
-        """The "run" part of model.pt. The buffer is stored up to its size (and whole once full); the
-        episode in progress as the environment's record of it (ReplayableEnv), to be replayed."""
-        replayable = self.obs is not None and isinstance(self.env, ReplayableEnv)  # make_env's environments are
-        episode = {**self.env.episode_state(), "obs": torch.as_tensor(self.obs), "return": self.episode_return,
-                   "length": self.episode_length} if replayable else None
-        return {**self.buffer.state_dict(), "rng": self.rng.bit_generator.state, "sampler": self.sampler.get_state(),
-                "reset_seed": self.reset_seed,
-                "env_rng": None if self.reset_seed is not None else self.env.unwrapped.np_random.bit_generator.state,
-                "noise_x": self.noise_x.tolist(), "updates": self.updates, "recent_returns": self.recent_returns,
-                "best": self.best, "elapsed": self.elapsed, "episode": episode,
-                "numbers": {k: float(v) for k, v in self.numbers.items()}}
-
-    def load_state_dict(self, state: dict) -> None:
-        """Restore what state_dict() saved, the episode in progress included: the environment replays
-        it. Where it cannot (or model.pt is older than that), the run goes on with a new episode."""
-        self.buffer.load_state_dict(state)
-        self.rng.bit_generator.state = state["rng"]
-        self.sampler.set_state(state["sampler"])
-        self.reset_seed, self.noise_x = state["reset_seed"], np.array(state["noise_x"])
-        self.updates, self.recent_returns = state["updates"], list(state["recent_returns"])
-        self.best = tuple(state["best"]) if state["best"] else None
-        self.elapsed = state["elapsed"]
-        self.numbers = {k: torch.tensor(v, device=self.agent.device) for k, v in state.get("numbers", {}).items()}
-        episode = state.get("episode")
-        if episode and isinstance(self.env, ReplayableEnv) and self.env.replay(episode):
-            self.obs, self.episode_return, self.episode_length = episode["obs"].numpy(), episode["return"], episode["length"]
-        elif state["env_rng"] is not None:  # a new episode: the generator its reset draws from
-            self.env.unwrapped.np_random = generator_from(state["env_rng"])
-
 
 def train(cfg: Config, quiet: bool = False) -> dict:
     """Train DDPG as `cfg` says, or continue the run in cfg.resume (see resume_config). Returns the agent,
     the buffer, the run folder, the final and the best evaluation. Raises ConfigError on bad input, before
     the first step; Diverged when a loss, weight, observation or reward stops being finite (no checkpoint
     is written then); RunStopped when metrics.jsonl cannot be written or the environment raises (saved first)."""
-    # Part B: every check on the input, the environments, the agent (new, --load or --resume),
-    # the run folder and its first lines; probes are fixed states whose actions the report follows.
+    # Part B's first door: every check on the input, the environments, the agent (new, --load or
+    # --resume), the run folder and its first lines; probes are fixed states whose actions the report follows.
     run, eval_env, probes, folder = start_run(cfg, quiet)
     last_eval = None
     try:
-        with stop_on_signals(run):  # a signal only sets run.stop_signal: the loop ends after this step
+        with stop_on_signals(run):  # the second door: a signal only sets run.stop_signal: the loop ends after this step
             while run.step < cfg.total_steps and not run.stop_signal:
                 episode = run.collect()  # act with mu(s) + noise (E5), store the transition (E4)
                 if episode:
@@ -612,7 +619,7 @@ def train(cfg: Config, quiet: bool = False) -> dict:
                 if run.step > cfg.learning_starts and run.buffer.size >= cfg.batch_size:
                     run.learn()  # E6-E11, E3
                 if run.step % cfg.log_every == 0 or run.step == cfg.total_steps:
-                    folder.progress(last_eval)  # the update's numbers in metrics.jsonl, a progress line
+                    folder.log_progress(last_eval)  # the update's numbers in metrics.jsonl, a progress line
                 if run.step % cfg.eval_every == 0 or run.step == cfg.total_steps:
                     last_eval = evaluate_and_save(run, eval_env, probes, folder)
             if run.stop_signal:  # save what there is, without an evaluation: a signal wants a quick exit
@@ -659,35 +666,6 @@ def evaluate_and_save(run: Run, eval_env: gym.Env, probes: torch.Tensor, folder)
 
 
 # --- Input checks and environments: what can fail on bad input fails here, before the first step ---
-
-
-def parse_env_kwarg(text: str) -> tuple:
-    """--env-kwargs KEY:VALUE -> (KEY, VALUE), the value a Python literal (False, 0.5, 'x') or else a string."""
-    key, sep, value = text.partition(":")
-    if not (sep and key.isidentifier()):
-        raise argparse.ArgumentTypeError(f"--env-kwargs wants KEY:VALUE, got {text!r}")
-    try:
-        return key, ast.literal_eval(value)
-    except (ValueError, SyntaxError):
-        return key, value
-
-
-def algorithm_name(cfg: Config) -> str:
-    """"DDPG", "TD3", or DDPG with the TD3 switches that are on, for the first lines and the report."""
-    switches = [name for name, on in (("twin critics", cfg.twin_critics), ("target smoothing", cfg.target_noise > 0),
-                                      ("policy delay", cfg.policy_delay > 1)) if on]
-    if len(switches) == 3 and all(getattr(cfg, k) == v for k, v in TD3.items()):
-        return "TD3"
-    return " + ".join(["DDPG"] + switches)
-
-
-def preset_for(env_id: str) -> str:
-    """The PRESETS family of an environment id, or "" (Pendulum's defaults) if it has none."""
-    try:
-        entry_point = str(gym.spec(env_id).entry_point)
-    except Exception:  # unknown or not yet importable: make_env() says what is wrong
-        return ""
-    return "mujoco" if entry_point.startswith("gymnasium.envs.mujoco") else ""
 
 
 class ConfigError(ValueError):
@@ -737,7 +715,9 @@ def resolve_device(name: str) -> tuple:
 
 # What --device auto rests on: benchmarks/gpu_speed.py on one H200 against its own CPU cores, HalfCheetah-v5,
 # steps/s while learning (benchmarks/results/gpu-2026-12-01). Three runs sharing that GPU each ran at a third.
-GPU_SPEEDUP = "3.1x (64-64) to 6.6x (400-300)"
+
+
+GPU_SPEEDUP = "3.1x (64-64) to 6.7x (400-300)"
 
 
 def make_env(env_id: str, env_kwargs: dict = None) -> gym.Env:
@@ -767,7 +747,7 @@ def make_env(env_id: str, env_kwargs: dict = None) -> gym.Env:
 class ReplayableEnv(gym.Wrapper):
     """The environment as the run sees it. An exception it raises becomes EnvFailed (one line naming it;
     train() saves the run). It records the episode in progress: its reset (the seed, or the generator's state
-    before it) and the actions since. model.pt holds the record and --resume replays it, so a run stopped
+    before it) and the actions since. model.pt holds the record (run_state) and --resume replays it, so a run stopped
     mid-episode continues exactly, for any environment deterministic given its generator and the actions
     (MuJoCo's, classic control's); the observation the replay ends on is checked against the saved one."""
 
@@ -795,9 +775,6 @@ class ReplayableEnv(gym.Wrapper):
         self.actions.append(action)
         return result
 
-    def episode_state(self) -> dict:
-        return {"reset": self.start, "actions": torch.as_tensor(np.array(self.actions, np.float32))}
-
     def replay(self, episode: dict) -> bool:
         """Rebuild the saved episode; False, with a warning, if the environment ends elsewhere."""
         if isinstance(episode["reset"], dict):
@@ -821,7 +798,34 @@ def generator_from(state: dict) -> np.random.Generator:
     return generator
 
 
-# --- The run folder: its lock, metrics.jsonl, checkpoints and report, the progress lines, signals ---
+# --- Assembling the run: the checks, the agent, its buffer and update, the folder, signals ---
+
+
+def setup(cfg: Config, run_dir: Path = None):
+    """Everything that can fail on bad input, checked before the first step; with a run_dir (training) also
+    plotly, if a report is wanted, and last the folder, so that bad input leaves none behind. Returns env,
+    eval_env, agent, the checkpoint read (--load, --resume) or None, and the folder's lock (training only)."""
+    check_config(cfg)
+    device = resolve_device(cfg.device)[0]
+    if cfg.threads:
+        torch.set_num_threads(cfg.threads)
+    if run_dir is not None and cfg.report:
+        load_plotly()
+    checkpoint = Path(cfg.resume) / "model.pt" if cfg.resume else cfg.load
+    data = load_checkpoint(checkpoint, resume=bool(cfg.resume)) if checkpoint else None
+    envs = [make_env(cfg.env, cfg.env_kwargs)]
+    try:
+        envs.append(make_env(cfg.env, cfg.env_kwargs))  # the evaluation environment
+        env = envs[0]
+        torch.manual_seed(cfg.seed)  # network initialisation
+        agent = (agent_from_checkpoint(data, checkpoint, env, cfg, device) if data is not None else
+                 new_agent(cfg, env.observation_space.shape[0], env.action_space.low, env.action_space.high, device))
+        lock = prepare_run_dir(run_dir, resume=bool(cfg.resume)) if run_dir is not None else None
+    except ConfigError:
+        for e in envs:
+            e.close()
+        raise
+    return envs[0], envs[1], agent, data, lock
 
 
 def start_run(cfg: Config, quiet: bool = False) -> tuple:
@@ -829,9 +833,9 @@ def start_run(cfg: Config, quiet: bool = False) -> tuple:
     restored from model.pt), the probe states, and the run folder with its first record and lines."""
     run_dir = Path(cfg.resume) if cfg.resume else new_run_dir(cfg)
     env, eval_env, agent, data, lock = setup(cfg, run_dir)  # lock: this process alone writes run_dir
-    run = Run(cfg, env, agent, step=data["step"] if data else 0)
+    run = new_run(cfg, env, agent, step=data["step"] if data else 0)
     if cfg.resume:
-        run.load_state_dict(data["run"])
+        restore_run(run, data["run"])
         keep_metrics_until(run_dir / "metrics.jsonl", run.step)
     del data  # with --resume it maps the old buffer, now copied
     probes = np.array([eval_env.reset(seed=cfg.seed + PROBE_SEED_OFFSET + i)[0] for i in range(cfg.probe_states)],
@@ -852,14 +856,105 @@ def start_run(cfg: Config, quiet: bool = False) -> tuple:
     return run, eval_env, probes, folder
 
 
+def new_run(cfg: Config, env: gym.Env, agent: DDPG, step: int = 0) -> Run:
+    """A Run with the buffer and the update for the agent's device, chosen here alone (as LeanRL wraps its
+    update in one place): on a GPU the GPU path's, else Part A's ReplayBuffer and sample_and_update."""
+    sampler = torch.Generator().manual_seed(cfg.seed)  # minibatch indices (and E10's noise) on the CPU path
+    dims = env.observation_space.shape[0], env.action_space.shape[0], cfg.buffer_size
+    if agent.device.type == "cuda":  # the draw and E10's noise from the device's generator, which a graph replays
+        buffer = DeviceReplayBuffer(*dims, agent.device)
+        update = GraphedUpdate(functools.partial(sample_and_update, agent, buffer, cfg, None), agent)
+    else:
+        buffer = ReplayBuffer(*dims)
+        update = functools.partial(sample_and_update, agent, buffer, cfg, sampler)
+    return Run(cfg, env, agent, buffer, update, sampler, step)
+
+
+def algorithm_name(cfg: Config) -> str:
+    """"DDPG", "TD3", or DDPG with the TD3 switches that are on, for the first lines and the report."""
+    switches = [name for name, on in (("twin critics", cfg.twin_critics), ("target smoothing", cfg.target_noise > 0),
+                                      ("policy delay", cfg.policy_delay > 1)) if on]
+    if len(switches) == 3 and all(getattr(cfg, k) == v for k, v in TD3.items()):
+        return "TD3"
+    return " + ".join(["DDPG"] + switches)
+
+
+@contextlib.contextmanager
+def stop_on_signals(run: Run):
+    """Ctrl-C (SIGINT), SIGTERM (kill, docker stop, a cluster's preemption) and SIGHUP (a closed
+    terminal) ask the run to stop: it ends the step it is in, saves model.pt and the report, and
+    exits with 128 + the signal's number. The handler only sets a flag, so a signal never lands in
+    the middle of an update or a write, and a second one during the save changes nothing."""
+    def handler(signum, frame):
+        run.stop_signal = run.stop_signal or signum
+
+    # Only the main thread may set handlers. A signal that is ignored stays ignored: `nohup` ignores SIGHUP,
+    # and a shell's background jobs SIGINT, so that closing the terminal or Ctrl-C elsewhere does not stop them.
+    main_thread = threading.current_thread() is threading.main_thread()
+    stop_signals = [getattr(signal, name) for name in ("SIGINT", "SIGTERM", "SIGHUP") if hasattr(signal, name)]
+    previous = {sig: signal.signal(sig, handler) for sig in stop_signals
+                if main_thread and signal.getsignal(sig) != signal.SIG_IGN}
+    try:
+        yield
+    finally:
+        for sig, old in previous.items():
+            signal.signal(sig, old)
+
+
+# --- The run folder: its lock, metrics.jsonl, the progress lines, checkpoints and report ---
+
+
+def new_run_dir(cfg: Config) -> Path:
+    if cfg.out:
+        return Path(cfg.out)
+    name = f"{cfg.env.replace(':', '-').replace('/', '-')}__seed{cfg.seed}__{time.strftime('%Y%m%d-%H%M%S')}"
+    path, n = Path("runs") / name, 1
+    while path.exists():
+        n += 1
+        path = Path("runs") / f"{name}-{n}"
+    return path
+
+
+def prepare_run_dir(path: Path, resume: bool = False):
+    """Make the folder, lock it and prove it writable now, not after twenty minutes of training. One
+    writer per run folder: the returned file holds an exclusive lock on path/.lock until it is closed. The
+    lock is the operating system's (flock), so it dies with the process: a kill -9 leaves nothing stale,
+    and a second process started on the folder stops before it touches anything."""
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+        lock = open(path / ".lock", "a+")
+        with tempfile.TemporaryFile(dir=path):
+            pass
+    except OSError as e:
+        raise ConfigError(f"cannot write to output folder {path}: {e.strerror or e}") from None
+    try:
+        fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        lock.truncate(0)
+        lock.write(f"{os.getpid()}\n")  # for the message below: who holds it
+        lock.flush()
+    except BlockingIOError:
+        lock.seek(0)
+        holder = lock.read().strip()
+        lock.close()
+        raise ConfigError(f"{path} is in use by another process{f' (pid {holder})' if holder else ''}: one "
+                          "process writes a run folder at a time; wait for it to end, or choose another --out") from None
+    except (OSError, AttributeError) as e:  # a file system without locks, or no fcntl (Windows)
+        warn(f"cannot lock {path} ({getattr(e, 'strerror', None) or 'no file locks here'}); "
+             "make sure no other process writes to it")
+    if (path / "metrics.jsonl").exists() and not resume:  # checked under the lock: two new runs cannot both pass
+        lock.close()
+        raise ConfigError(f"{path} already holds a run (metrics.jsonl); choose another --out, "
+                          f"or continue it with --resume {path}")
+    return lock
+
+
 class RunFolder:
     """What a run writes and prints: metrics.jsonl (line-buffered, so a killed run keeps its lines),
     model.pt and best.pt, report.html, and the progress lines. Holds the folder's lock (prepare_run_dir)
     until close()."""
 
     def __init__(self, run_dir: Path, lock, run: Run, quiet: bool = False):
-        self.dir, self.lock, self.run, self.cfg = run_dir, lock, run, run.cfg
-        self.say = (lambda *a: None) if quiet else progress
+        self.dir, self.lock, self.run, self.cfg, self.quiet = run_dir, lock, run, run.cfg, quiet
         self.metrics = open(run_dir / "metrics.jsonl", "a", buffering=1)
         self.start = time.perf_counter() - run.elapsed
         self.last_log_time, self.last_log_step = time.perf_counter(), run.step
@@ -874,7 +969,16 @@ class RunFolder:
                              f"({e.strerror or e}); model.pt holds the run up to its last checkpoint: fix that, "
                              f"then --resume {self.dir}") from None
 
-    def progress(self, last_eval) -> None:
+    def say(self, *parts) -> None:
+        """print, flushed (so `| tee log` shows it live), unless quiet; harmless if the reader went away."""
+        if self.quiet:
+            return
+        try:
+            print(*parts, flush=True)
+        except BrokenPipeError:  # e.g. `python ddpg.py | head`: keep training, stop printing
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+
+    def log_progress(self, last_eval) -> None:
         """Every --log-every steps: the latest update's numbers (read from the device here, once, and
         checked to be finite) into metrics.jsonl, and one printed line with the speed and time left."""
         run, cfg, now = self.run, self.cfg, time.perf_counter()
@@ -905,7 +1009,7 @@ class RunFolder:
     def checkpoint(self) -> bool:
         """model.pt with the whole run (for --resume), then the report."""
         self.run.elapsed = time.perf_counter() - self.start
-        saved = self.save("model.pt", run=self.run.state_dict())
+        saved = self.save("model.pt", run=run_state(self.run))
         self.report()
         return saved
 
@@ -953,6 +1057,22 @@ def saturation(agent: DDPG, s: torch.Tensor) -> float:
         a = agent.actor(s)
     near = torch.minimum(a - agent.action_low, agent.action_high - a)
     return round((near < 0.01 * (agent.action_high - agent.action_low)).float().mean().item(), 4)
+
+
+def warn(message: str) -> None:
+    print(f"ddpg.py: warning: {message}", file=sys.stderr, flush=True)
+
+
+def settings_line(cfg: Config) -> str:
+    preset = preset_for(cfg.env)
+    return (f"settings ({f'{preset} preset' if preset else 'defaults'}, then flags): "
+            f"hidden {' '.join(map(str, cfg.hidden_sizes))} | batch {cfg.batch_size} | "
+            f"lr actor {cfg.actor_lr:g} critic {cfg.critic_lr:g} | gamma {cfg.gamma} | tau {cfg.tau} | "
+            f"noise {cfg.noise} {cfg.noise_std:g} | random steps {cfg.learning_starts:,} | "
+            f"eval every {cfg.eval_every:,} | threads {cfg.threads}"
+            + (f" | twin critics {cfg.twin_critics} | target noise {cfg.target_noise:g} clip {cfg.target_noise_clip:g}"
+               f" | policy delay {cfg.policy_delay}" if algorithm_name(cfg) != "DDPG" else "")
+            + (f" | env kwargs {cfg.env_kwargs}" if cfg.env_kwargs else ""))
 
 
 def write_atomically(path: Path, write, sync: bool = False) -> None:
@@ -1017,130 +1137,9 @@ def keep_metrics_until(path: Path, step: int) -> None:
         write_atomically(path, lambda f: f.write("".join(kept).encode()))
 
 
-def new_run_dir(cfg: Config) -> Path:
-    if cfg.out:
-        return Path(cfg.out)
-    name = f"{cfg.env.replace(':', '-').replace('/', '-')}__seed{cfg.seed}__{time.strftime('%Y%m%d-%H%M%S')}"
-    path, n = Path("runs") / name, 1
-    while path.exists():
-        n += 1
-        path = Path("runs") / f"{name}-{n}"
-    return path
-
-
-def prepare_run_dir(path: Path, resume: bool = False):
-    """Make the folder, lock it and prove it writable now, not after twenty minutes of training. One
-    writer per run folder: the returned file holds an exclusive lock on path/.lock until it is closed. The
-    lock is the operating system's (flock), so it dies with the process: a kill -9 leaves nothing stale,
-    and a second process started on the folder stops before it touches anything."""
-    try:
-        path.mkdir(parents=True, exist_ok=True)
-        lock = open(path / ".lock", "a+")
-        with tempfile.TemporaryFile(dir=path):
-            pass
-    except OSError as e:
-        raise ConfigError(f"cannot write to output folder {path}: {e.strerror or e}") from None
-    try:
-        fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        lock.truncate(0)
-        lock.write(f"{os.getpid()}\n")  # for the message below: who holds it
-        lock.flush()
-    except BlockingIOError:
-        lock.seek(0)
-        holder = lock.read().strip()
-        lock.close()
-        raise ConfigError(f"{path} is in use by another process{f' (pid {holder})' if holder else ''}: one "
-                          "process writes a run folder at a time; wait for it to end, or choose another --out") from None
-    except (OSError, AttributeError) as e:  # a file system without locks, or no fcntl (Windows)
-        warn(f"cannot lock {path} ({getattr(e, 'strerror', None) or 'no file locks here'}); "
-             "make sure no other process writes to it")
-    if (path / "metrics.jsonl").exists() and not resume:  # checked under the lock: two new runs cannot both pass
-        lock.close()
-        raise ConfigError(f"{path} already holds a run (metrics.jsonl); choose another --out, "
-                          f"or continue it with --resume {path}")
-    return lock
-
-
-def progress(*parts) -> None:
-    """print, flushed (so `| tee log` shows it live), and harmless if the reader went away."""
-    try:
-        print(*parts, flush=True)
-    except BrokenPipeError:  # e.g. `python ddpg.py | head`: keep training, stop printing
-        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
-
-
-def warn(message: str) -> None:
-    print(f"ddpg.py: warning: {message}", file=sys.stderr, flush=True)
-
-
-def settings_line(cfg: Config) -> str:
-    preset = preset_for(cfg.env)
-    return (f"settings ({f'{preset} preset' if preset else 'defaults'}, then flags): "
-            f"hidden {' '.join(map(str, cfg.hidden_sizes))} | batch {cfg.batch_size} | "
-            f"lr actor {cfg.actor_lr:g} critic {cfg.critic_lr:g} | gamma {cfg.gamma} | tau {cfg.tau} | "
-            f"noise {cfg.noise} {cfg.noise_std:g} | random steps {cfg.learning_starts:,} | "
-            f"eval every {cfg.eval_every:,} | threads {cfg.threads}"
-            + (f" | twin critics {cfg.twin_critics} | target noise {cfg.target_noise:g} clip {cfg.target_noise_clip:g}"
-               f" | policy delay {cfg.policy_delay}" if algorithm_name(cfg) != "DDPG" else "")
-            + (f" | env kwargs {cfg.env_kwargs}" if cfg.env_kwargs else ""))
-
-
-@contextlib.contextmanager
-def stop_on_signals(run: Run):
-    """Ctrl-C (SIGINT), SIGTERM (kill, docker stop, a cluster's preemption) and SIGHUP (a closed
-    terminal) ask the run to stop: it ends the step it is in, saves model.pt and the report, and
-    exits with 128 + the signal's number. The handler only sets a flag, so a signal never lands in
-    the middle of an update or a write, and a second one during the save changes nothing."""
-    def handler(signum, frame):
-        run.stop_signal = run.stop_signal or signum
-
-    # Only the main thread may set handlers. A signal that is ignored stays ignored: `nohup` ignores SIGHUP,
-    # and a shell's background jobs SIGINT, so that closing the terminal or Ctrl-C elsewhere does not stop them.
-    main_thread = threading.current_thread() is threading.main_thread()
-    stop_signals = [getattr(signal, name) for name in ("SIGINT", "SIGTERM", "SIGHUP") if hasattr(signal, name)]
-    previous = {sig: signal.signal(sig, handler) for sig in stop_signals
-                if main_thread and signal.getsignal(sig) != signal.SIG_IGN}
-    try:
-        yield
-    finally:
-        for sig, old in previous.items():
-            signal.signal(sig, old)
-
-
-class RunStopped(RuntimeError):
-    """The run cannot go on (model.pt holds it up to the last checkpoint). main(): one line, exit status 1."""
-
-
-class Diverged(RunStopped):
-    """A loss, weight, observation or reward that is not finite."""
-
-
-class EnvFailed(RunStopped):
-    """The environment raised an exception in reset or step (ReplayableEnv); train() saves the run first."""
-
-
-def check_finite(step: int, numbers: dict, cause: str) -> None:
-    """Stop the run at the first NaN or infinity, naming the step, the quantity and the likely cause."""
-    for name, value in numbers.items():  # math.isfinite for plain numbers: this runs at every step
-        if not (math.isfinite(value) if isinstance(value, (float, int)) else np.isfinite(value).all()):
-            bad = np.ravel(value)[~np.isfinite(np.ravel(value))][0]
-            raise Diverged(f"step {step:,}: {name} is {bad}; {cause}")
-
-
-def diverged_cause(cfg: Config) -> str:
-    return f"the updates diverged: lower --critic-lr ({cfg.critic_lr:g}) and --actor-lr ({cfg.actor_lr:g})"
-
-
-def check_weights(agent: DDPG, cfg: Config, step: int) -> None:
-    for name in ("actor", "critic"):
-        if not all(torch.isfinite(p).all() for p in getattr(agent, name).parameters()):
-            raise Diverged(f"step {step:,}: the {name}'s weights are not finite (no checkpoint written); "
-                           + diverged_cause(cfg))
-
-
 # --- Checkpoints: written atomically, loaded with weights_only=True (no code is unpickled) ---
 # Two kinds, one format: best.pt (what --load, --eval-only and --export read) holds the networks, targets,
-# optimizers, config and step; model.pt adds a "run" part, Run.state_dict(), for --resume.
+# optimizers, config and step; model.pt adds a "run" part, run_state(), for --resume.
 
 
 CHECKPOINT_FORMAT = "ddpg.py checkpoint 1"
@@ -1156,6 +1155,38 @@ def save_checkpoint(path: Path, agent: DDPG, cfg: Config, step: int, env: gym.En
             "action_low": env.action_space.low.tolist(), "action_high": env.action_space.high.tolist(),
             **agent.state_dict(), **extra}
     write_atomically(path, lambda f: torch.save(data, f), sync=True)
+
+
+def run_state(run: Run) -> dict:
+    """model.pt's "run" part: all of the Run beyond the agent. The buffer is stored up to its size (whole
+    once full); the episode in progress as the environment's record of it (ReplayableEnv), to be replayed."""
+    env = run.env
+    episode = {"reset": env.start, "actions": torch.as_tensor(np.array(env.actions, np.float32)),
+               "obs": torch.as_tensor(run.obs), "return": run.episode_return, "length": run.episode_length
+               } if run.obs is not None and isinstance(env, ReplayableEnv) else None  # make_env's environments are
+    return {**run.buffer.state_dict(), "rng": run.rng.bit_generator.state, "sampler": run.sampler.get_state(),
+            "reset_seed": run.reset_seed,
+            "env_rng": None if run.reset_seed is not None else env.unwrapped.np_random.bit_generator.state,
+            "noise_x": run.noise_x.tolist(), "updates": run.updates, "recent_returns": run.recent_returns,
+            "best": run.best, "elapsed": run.elapsed, "episode": episode,
+            "numbers": {k: float(v) for k, v in run.numbers.items()}}
+
+
+def restore_run(run: Run, state: dict) -> None:
+    """--resume: put back what run_state saved, the episode in progress included: the environment replays
+    it. Where it cannot (or model.pt is older than that), the run goes on with a new episode."""
+    run.buffer.load_state_dict(state)
+    run.rng.bit_generator.state = state["rng"]
+    run.sampler.set_state(state["sampler"])
+    run.reset_seed, run.noise_x = state["reset_seed"], np.array(state["noise_x"])
+    run.updates, run.recent_returns = state["updates"], list(state["recent_returns"])
+    run.best, run.elapsed = (tuple(state["best"]) if state["best"] else None), state["elapsed"]
+    run.numbers = {k: torch.tensor(v, device=run.agent.device) for k, v in state.get("numbers", {}).items()}
+    episode = state.get("episode")
+    if episode and isinstance(run.env, ReplayableEnv) and run.env.replay(episode):
+        run.obs, run.episode_return, run.episode_length = episode["obs"].numpy(), episode["return"], episode["length"]
+    elif state["env_rng"] is not None:  # a new episode: the generator its reset draws from
+        run.env.unwrapped.np_random = generator_from(state["env_rng"])
 
 
 def load_checkpoint(path, resume: bool = False) -> dict:
@@ -1258,58 +1289,13 @@ def export_policy(checkpoint: str, path: str) -> Path:
     return path
 
 
-def setup(cfg: Config, run_dir: Path = None):
-    """Everything that can fail on bad input, checked before the first step; with a run_dir (training) also
-    plotly, if a report is wanted, and last the folder, so that bad input leaves none behind. Returns env,
-    eval_env, agent, the checkpoint read (--load, --resume) or None, and the folder's lock (training only)."""
-    check_config(cfg)
-    device = resolve_device(cfg.device)[0]
-    if cfg.threads:
-        torch.set_num_threads(cfg.threads)
-    if run_dir is not None and cfg.report:
-        load_plotly()
-    checkpoint = Path(cfg.resume) / "model.pt" if cfg.resume else cfg.load
-    data = load_checkpoint(checkpoint, resume=bool(cfg.resume)) if checkpoint else None
-    envs = [make_env(cfg.env, cfg.env_kwargs)]
-    try:
-        envs.append(make_env(cfg.env, cfg.env_kwargs))  # the evaluation environment
-        env = envs[0]
-        torch.manual_seed(cfg.seed)  # network initialisation
-        agent = (agent_from_checkpoint(data, checkpoint, env, cfg, device) if data is not None else
-                 new_agent(cfg, env.observation_space.shape[0], env.action_space.low, env.action_space.high, device))
-        lock = prepare_run_dir(run_dir, resume=bool(cfg.resume)) if run_dir is not None else None
-    except ConfigError:
-        for e in envs:
-            e.close()
-        raise
-    return envs[0], envs[1], agent, data, lock
-
-
-def evaluate_checkpoint(cfg: Config) -> dict:
-    """--eval-only: load, evaluate, return the numbers. Writes nothing."""
-    env, eval_env, agent, data, _ = setup(cfg)
-    try:
-        return {"step": data["step"],
-                **evaluate(agent, eval_env, cfg.eval_episodes, cfg.seed + EVAL_SEED_OFFSET, cfg.gamma)}
-    finally:
-        env.close()
-        eval_env.close()
-
-
 # --- The GPU path (--device cuda): replay buffer in device memory, the update in a CUDA graph ---
 # An update of small networks is about a hundred tiny kernels, which launched one by one from Python leave
 # the GPU idle: the whole update (draw, E6-E11, Adam, E3) is recorded once as a CUDA graph, replayed as one.
 
 
-def gpu_path(agent: DDPG, cfg: Config, obs_dim: int, action_dim: int, capacity: int) -> tuple:
-    """The buffer and the update of a run on the GPU: Part A's sample_and_update, wrapped. It gets no
-    generator: the draw and E10's noise come from the device's own, which a CUDA graph can replay."""
-    buffer = DeviceReplayBuffer(obs_dim, action_dim, capacity, agent.device)
-    return buffer, GraphedUpdate(functools.partial(sample_and_update, agent, buffer, cfg, None), agent)
-
-
 class DeviceReplayBuffer:
-    """E4 on the GPU: each transition one row of one device tensor, a minibatch drawn and gathered there.
+    """E4 on the GPU (new_run): each transition one row of one device tensor, a minibatch drawn and gathered there.
     Its add, sample and state_dict are the CPU ReplayBuffer's: model.pt holds the same from either."""
 
     def __init__(self, obs_dim: int, action_dim: int, capacity: int, device):
@@ -1654,6 +1640,17 @@ class Parser(argparse.ArgumentParser):
         sys.exit(2)
 
 
+def parse_env_kwarg(text: str) -> tuple:
+    """--env-kwargs KEY:VALUE -> (KEY, VALUE), the value a Python literal (False, 0.5, 'x') or else a string."""
+    key, sep, value = text.partition(":")
+    if not (sep and key.isidentifier()):
+        raise argparse.ArgumentTypeError(f"--env-kwargs wants KEY:VALUE, got {text!r}")
+    try:
+        return key, ast.literal_eval(value)
+    except (ValueError, SyntaxError):
+        return key, value
+
+
 def as_typed(value) -> str:
     """A value as a user would type it: 64 64, not (64, 64); KEY:VALUE pairs for a dict, or none."""
     if isinstance(value, dict):
@@ -1670,7 +1667,7 @@ def build_parser() -> argparse.ArgumentParser:
     for f in fields(Config):
         options = {k: v for k, v in f.metadata.items() if k not in ("flag", "shown_default")}
         if "action" not in options:
-            options.setdefault("type", f.type)
+            options.setdefault("type", parse_env_kwarg if f.type is dict else f.type)
             if f.type in (int, float):
                 options.setdefault("metavar", "N" if f.type is int else "X")
         if not isinstance(f.default, bool) and f.default != "":  # flags without a value need no default
@@ -1724,9 +1721,11 @@ def main(argv=None) -> int:
                 raise ConfigError("--export needs --load CHECKPOINT")
             print(f"wrote {export_policy(cfg.load, export)}: load it with torch.export.load(path).module()")
             return 0
-        if cfg.eval_only:
-            result = evaluate_checkpoint(cfg)
-            print(f"{cfg.load} (step {result['step']:,}): mean return {result['eval_return']:.1f} "
+        if cfg.eval_only:  # load, evaluate, print; writes nothing
+            env, eval_env, agent, data, _ = setup(cfg)
+            with contextlib.closing(env), contextlib.closing(eval_env):
+                result = evaluate(agent, eval_env, cfg.eval_episodes, cfg.seed + EVAL_SEED_OFFSET, cfg.gamma)
+            print(f"{cfg.load} (step {data['step']:,}): mean return {result['eval_return']:.1f} "
                   f"over {cfg.eval_episodes} episodes")
             return 0
         result = train(cfg)

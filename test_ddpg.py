@@ -6,6 +6,7 @@ line) and a smoke run of every benchmark script. Search "E6" to find the TD targ
 Run: python -m pytest -q
 """
 
+import ast
 import contextlib
 import copy
 import dataclasses
@@ -88,6 +89,27 @@ def quick(tmp_path, **overrides):
 # ========================================================================================
 # Part A: the algorithm, in the order of ddpg.py
 # ========================================================================================
+
+
+# --- The file's shape: Part A reads without Part B ---
+
+
+def test_part_a_enters_part_b_by_two_doors_only():
+    """Part A (above the banner) may use two names that Part B defines: start_run and stop_on_signals."""
+    source = (HERE / "ddpg.py").read_text()
+    banner = source[:source.index("# The algorithm is complete above this line.")].count("\n") + 1
+    body = ast.parse(source).body
+    part_a, part_b = [n for n in body if n.lineno < banner], [n for n in body if n.lineno > banner]
+
+    def defined(nodes):
+        return {n.name for n in nodes if isinstance(n, (ast.FunctionDef, ast.ClassDef))} | {
+            x.id for n in nodes if isinstance(n, ast.Assign) for t in n.targets for x in ast.walk(t)
+            if isinstance(x, ast.Name)}
+
+    from_b = defined(part_b) - defined(part_a)
+    used = {x.id for n in part_a for x in ast.walk(n) if isinstance(x, ast.Name)}
+    assert used & from_b == {"start_run", "stop_on_signals"}
+    assert {"RunStopped", "Diverged", "EnvFailed", "check_finite", "check_weights", "preset_for"} <= defined(part_a)
 
 
 # --- Config: presets and TD3's switches (config_for) ---
@@ -317,7 +339,7 @@ def test_actor_step_follows_the_critic():
     assert agent.actor(s).mean().item() > before + 0.1
 
 
-# --- E3: the target networks and the soft update ---
+# --- E3: the target networks and the soft (Polyak) update ---
 
 
 def constant_net(value):
@@ -494,6 +516,63 @@ def test_best_pt_reproduces_its_evaluation(tmp_path, capsys):
     marker = trace(ddpg.report_figures([("run", ddpg.read_metrics(result["run_dir"])[0])])["learning"],
                    "best evaluation (best.pt)")
     assert marker["x"] == [best["step"]] and marker["y"] == [best["eval_return"]]
+
+
+# --- What stops a run: a NaN stops it with one line, naming the likely cause (Diverged, check_finite) ---
+
+
+def strict_json(path):
+    def reject(name):
+        raise ValueError(f"{name} in {path}")
+    return [json.loads(line, parse_constant=reject) for line in open(path)]
+
+
+def test_a_diverging_run_stops_with_one_line_and_keeps_its_last_good_checkpoint(tmp_path, capsys):
+    argv = ["--critic-lr", "1e6", "--actor-lr", "1e6", "--total-steps", "20000", "--eval-every", "500",
+            "--eval-episodes", "1", "--out", str(tmp_path / "run")]
+    assert ddpg.main(argv) == 1
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("ddpg.py: error: step ") and "\n" not in err and "--critic-lr (1e+06)" in err, err
+    records = strict_json(tmp_path / "run" / "metrics.jsonl")  # no NaN or Infinity literals
+    stopped_at = int(err.split("step ")[1].split(":")[0].replace(",", ""))
+    assert max(r["step"] for r in records) <= stopped_at < 20000
+    for name in ("model.pt", "best.pt"):
+        data = torch.load(tmp_path / "run" / name, weights_only=True)
+        assert all(torch.isfinite(v).all() for k in ("actor", "critic") for v in data[k].values())
+
+
+class NaNAt(Counter):
+    def step(self, action):
+        obs, reward, terminated, truncated, info = super().step(action)
+        if self.episode == 1 and self.t == 2:
+            obs[0] = np.nan
+        return obs, reward, terminated, truncated, info
+
+
+gym.register("NaNAt-v0", entry_point=NaNAt, max_episode_steps=5)
+
+
+def test_a_non_finite_observation_stops_the_run_and_names_the_environment(tmp_path, capsys):
+    assert ddpg.main(["--env", "test_ddpg:NaNAt-v0", "--total-steps", "20", "--learning-starts", "4",
+                      "--batch-size", "4", "--eval-every", "5", "--eval-episodes", "1", "--hidden-sizes", "8",
+                      "--out", str(tmp_path / "run")]) == 1
+    err = capsys.readouterr().err.strip()
+    assert err == ("ddpg.py: error: step 7: the observation is nan; test_ddpg:NaNAt-v0 produced it from a finite "
+                   "action: the environment, not the learning, is at fault")
+    strict_json(tmp_path / "run" / "metrics.jsonl")
+    assert ddpg.load_checkpoint(tmp_path / "run" / "model.pt")["step"] == 5  # the last good one
+
+
+def test_a_non_finite_action_is_the_learnings_fault(tmp_path, capsys, monkeypatch):
+    def act(self, obs):  # an actor that has diverged: its action is NaN (on a GPU this comes before a NaN loss)
+        return np.full(self.actor.action_scale.shape, np.nan, np.float32)
+
+    monkeypatch.setattr(ddpg.DDPG, "act", act)
+    assert ddpg.main(["--env", "Pendulum-v1", "--total-steps", "600", "--learning-starts", "300", "--eval-every",
+                      "600", "--eval-episodes", "1", "--no-report", "--out", str(tmp_path / "run")]) == 1
+    err = capsys.readouterr().err
+    assert err == ("ddpg.py: error: step 300: the actor's action mu(s) is nan; the updates diverged: lower "
+                   "--critic-lr (0.001) and --actor-lr (0.001)\n")  # one line: no Gymnasium warning on the way
 
 
 # --- The training run: E4 and E6's traps in the loop, its records ---
@@ -866,63 +945,6 @@ def test_a_report_that_cannot_be_written_is_one_line_and_training_goes_on(tmp_pa
     fails(["--report", str(result["run_dir"])], capsys, "cannot write", "report.html", "No space left")
 
 
-# --- Divergence: a NaN stops the run with one line, naming the likely cause ---
-
-
-def strict_json(path):
-    def reject(name):
-        raise ValueError(f"{name} in {path}")
-    return [json.loads(line, parse_constant=reject) for line in open(path)]
-
-
-def test_a_diverging_run_stops_with_one_line_and_keeps_its_last_good_checkpoint(tmp_path, capsys):
-    argv = ["--critic-lr", "1e6", "--actor-lr", "1e6", "--total-steps", "20000", "--eval-every", "500",
-            "--eval-episodes", "1", "--out", str(tmp_path / "run")]
-    assert ddpg.main(argv) == 1
-    err = capsys.readouterr().err.strip()
-    assert err.startswith("ddpg.py: error: step ") and "\n" not in err and "--critic-lr (1e+06)" in err, err
-    records = strict_json(tmp_path / "run" / "metrics.jsonl")  # no NaN or Infinity literals
-    stopped_at = int(err.split("step ")[1].split(":")[0].replace(",", ""))
-    assert max(r["step"] for r in records) <= stopped_at < 20000
-    for name in ("model.pt", "best.pt"):
-        data = torch.load(tmp_path / "run" / name, weights_only=True)
-        assert all(torch.isfinite(v).all() for k in ("actor", "critic") for v in data[k].values())
-
-
-class NaNAt(Counter):
-    def step(self, action):
-        obs, reward, terminated, truncated, info = super().step(action)
-        if self.episode == 1 and self.t == 2:
-            obs[0] = np.nan
-        return obs, reward, terminated, truncated, info
-
-
-gym.register("NaNAt-v0", entry_point=NaNAt, max_episode_steps=5)
-
-
-def test_a_non_finite_observation_stops_the_run_and_names_the_environment(tmp_path, capsys):
-    assert ddpg.main(["--env", "test_ddpg:NaNAt-v0", "--total-steps", "20", "--learning-starts", "4",
-                      "--batch-size", "4", "--eval-every", "5", "--eval-episodes", "1", "--hidden-sizes", "8",
-                      "--out", str(tmp_path / "run")]) == 1
-    err = capsys.readouterr().err.strip()
-    assert err == ("ddpg.py: error: step 7: the observation is nan; test_ddpg:NaNAt-v0 produced it from a finite "
-                   "action: the environment, not the learning, is at fault")
-    strict_json(tmp_path / "run" / "metrics.jsonl")
-    assert ddpg.load_checkpoint(tmp_path / "run" / "model.pt")["step"] == 5  # the last good one
-
-
-def test_a_non_finite_action_is_the_learnings_fault(tmp_path, capsys, monkeypatch):
-    def act(self, obs):  # an actor that has diverged: its action is NaN (on a GPU this comes before a NaN loss)
-        return np.full(self.actor.action_scale.shape, np.nan, np.float32)
-
-    monkeypatch.setattr(ddpg.DDPG, "act", act)
-    assert ddpg.main(["--env", "Pendulum-v1", "--total-steps", "600", "--learning-starts", "300", "--eval-every",
-                      "600", "--eval-episodes", "1", "--no-report", "--out", str(tmp_path / "run")]) == 1
-    err = capsys.readouterr().err
-    assert err == ("ddpg.py: error: step 300: the actor's action mu(s) is nan; the updates diverged: lower "
-                   "--critic-lr (0.001) and --actor-lr (0.001)\n")  # one line: no Gymnasium warning on the way
-
-
 # --- Checkpoints, resume and export ---
 
 
@@ -1287,14 +1309,13 @@ def test_the_device_paths_update_is_ddpgs_update_on_the_same_minibatch():
 
 def device_path_on_cpu(monkeypatch):
     """Run every training run through the GPU path's buffer and update, eagerly, on the CPU."""
-    original = ddpg.Run.__init__
+    def new_run(cfg, env, agent, step=0):  # ddpg.new_run's GPU branch, taken on the CPU
+        buffer = ddpg.DeviceReplayBuffer(env.observation_space.shape[0], env.action_space.shape[0], cfg.buffer_size,
+                                         agent.device)
+        update = ddpg.GraphedUpdate(functools.partial(ddpg.sample_and_update, agent, buffer, cfg, None), agent)
+        return ddpg.Run(cfg, env, agent, buffer, update, torch.Generator().manual_seed(cfg.seed), step)
 
-    def init(self, cfg, env, agent, step=0):
-        original(self, cfg, env, agent, step)
-        self.buffer, self.update = ddpg.gpu_path(agent, cfg, env.observation_space.shape[0],
-                                                 env.action_space.shape[0], cfg.buffer_size)
-
-    monkeypatch.setattr(ddpg.Run, "__init__", init)
+    monkeypatch.setattr(ddpg, "new_run", new_run)
 
 
 def test_the_device_path_learns_pendulum_and_its_checkpoint_resumes_on_the_cpu_path(tmp_path, monkeypatch):

@@ -5,7 +5,7 @@
 
 For each buffer size: the file's size and the seconds of one save_checkpoint() (the median of
 several writes, fsync and rename included), exactly as the training loop calls it: the agent,
-the config and Run.state_dict() with that many transitions. Then the share of a run's time
+the config and run_state() with that many transitions. Then the share of a run's time
 that checkpointing takes when model.pt is written every --eval-every steps: the write times,
 interpolated between the sizes measured, summed over a run's checkpoints, against the run's
 training time at --steps-per-second (the MuJoCo table's steps/s while learning).
@@ -38,7 +38,7 @@ def write_seconds(run: ddpg.Run, size: int, path: Path, repeats: int) -> tuple:
     times = []
     for _ in range(repeats):
         start = time.perf_counter()
-        ddpg.save_checkpoint(path, run.agent, run.cfg, size, run.env, run=run.state_dict())
+        ddpg.save_checkpoint(path, run.agent, run.cfg, size, run.env, run=ddpg.run_state(run))
         times.append(time.perf_counter() - start)
     return statistics.median(times), path.stat().st_size
 
@@ -59,7 +59,7 @@ def main(argv=None) -> int:
     cfg = ddpg.config_for(args.env, buffer_size=max(args.sizes), report=False)
     env, eval_env, agent, _, _ = ddpg.setup(cfg)  # no run folder: no lock
     eval_env.close()
-    run = ddpg.Run(cfg, env, agent)
+    run = ddpg.new_run(cfg, env, agent)
     args.dir.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(dir=args.dir) as folder:
         path = Path(folder) / "model.pt"
