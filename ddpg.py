@@ -44,6 +44,7 @@ import ast
 import contextlib
 import copy
 import functools
+import hashlib
 try:
     import fcntl  # run-folder locks (prepare_run_dir); not on Windows, where a run goes on without one
 except ImportError:
@@ -546,8 +547,7 @@ class Run:
         self.step, self.updates = step, 0
         self.obs = None  # None: the next step starts a new episode
         self.episode_return, self.episode_length, self.recent_returns = 0.0, 0, []
-        self.best = None  # (eval_return, step) of the best evaluation so far
-        self.elapsed = 0.0  # seconds of training before this process (for metrics' `time`)
+        self.best, self.elapsed = None, 0.0  # the best evaluation (eval_return, step); seconds trained before
         self.stop_signal = None  # set by a signal handler; the loop stops before the next step
         self.numbers, self.last_s = {}, None  # the latest update's numbers (0-d tensors) and minibatch states
         # what check_finite says is the likely cause, made once (the checks run at every step)
@@ -562,6 +562,7 @@ class Run:
             self.reset_seed, self.noise_x = None, np.zeros_like(self.noise_x)
             check_finite(self.step, {"the first observation": self.obs}, self.env_cause)
         # Act: uniform random during warm-up (departure 4), then mu(s) + noise (E5).
+        self.before = self.rng.bit_generator.state, self.noise_x  # if env.step raises, the run is saved with these
         if self.step < self.cfg.learning_starts:
             action = self.rng.uniform(self.low, self.high)
         else:
@@ -613,6 +614,8 @@ def train(cfg: Config, quiet: bool = False) -> dict:
     last_eval = None
     try:
         with stop_on_signals(run):  # the second door: a signal only sets run.stop_signal: the loop ends after this step
+            if folder.evaluation_missed:  # --resume after the environment failed in this step's evaluation: again
+                last_eval = evaluate_and_save(run, eval_env, probes, folder)
             while run.step < cfg.total_steps and not run.stop_signal:
                 episode = run.collect()  # act with mu(s) + noise (E5), store the transition (E4)
                 if episode:
@@ -620,7 +623,7 @@ def train(cfg: Config, quiet: bool = False) -> dict:
                 if run.step > cfg.learning_starts and run.buffer.size >= cfg.batch_size:
                     run.learn()  # E6-E11, E3
                 if run.step % cfg.log_every == 0 or run.step == cfg.total_steps:
-                    folder.log_progress(last_eval)  # the update's numbers in metrics.jsonl, a progress line
+                    folder.log_progress()  # the update's numbers in metrics.jsonl, a progress line
                 if run.step % cfg.eval_every == 0 or run.step == cfg.total_steps:
                     last_eval = evaluate_and_save(run, eval_env, probes, folder)
             if run.stop_signal:  # save what there is, without an evaluation: a signal wants a quick exit
@@ -680,7 +683,8 @@ def check_config(cfg: Config) -> None:
              for n in ("total_steps", "buffer_size", "batch_size", "eval_every", "eval_episodes", "log_every")]
     rules += [(getattr(c, n) < 0, f"{flag(n)} must be >= 0, got {getattr(c, n)}")
               for n in ("learning_starts", "probe_states", "threads")]
-    rules += [(not 0 < c.tau <= 1, f"--tau must be in (0, 1], got {c.tau}"),
+    rules += [(not 0 <= c.seed < 2 ** 64, f"--seed must be in [0, 2^64) (numpy and torch take no other), got {c.seed}"),
+              (not 0 < c.tau <= 1, f"--tau must be in (0, 1], got {c.tau}"),
               (not 0 <= c.gamma < 1, f"--gamma must be in [0, 1), got {c.gamma}")]
     rules += [(not (getattr(c, n) > 0 and math.isfinite(getattr(c, n))),
                f"{flag(n)} must be a positive number, got {getattr(c, n)}") for n in ("actor_lr", "critic_lr")]
@@ -719,6 +723,14 @@ def resolve_device(name: str) -> tuple:
 
 
 GPU_SPEEDUP = "3.1x (64-64) to 6.7x (400-300)"
+
+
+def physical_memory() -> float:
+    """Bytes of memory in this machine (infinite where the operating system does not say)."""
+    try:
+        return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (AttributeError, ValueError, OSError):  # Windows
+        return math.inf
 
 
 def make_env(env_id: str, env_kwargs: dict = None) -> gym.Env:
@@ -818,6 +830,14 @@ def setup(cfg: Config, run_dir: Path = None):
     try:
         envs.append(make_env(cfg.env, cfg.env_kwargs))  # the evaluation environment
         env = envs[0]
+        obs, act = env.observation_space.shape[0], env.action_space.shape[0]
+        sizes = [obs + act, *cfg.hidden_sizes, 1]  # the critic's layers; the actor's are about as large
+        weights = sum((a + 1) * b for a, b in zip(sizes, sizes[1:])) * (3 if cfg.twin_critics else 2)
+        need = 4 * (cfg.buffer_size * (2 * obs + act + 2) + 5 * weights)  # float32: buffer; weights, targets, Adam
+        if need > physical_memory():
+            raise ConfigError(f"the replay buffer (--buffer-size {cfg.buffer_size:,}) and networks (--hidden-sizes "
+                              f"{as_typed(cfg.hidden_sizes)}) need {need / 2 ** 30:,.1f} GiB, more than this machine's "
+                              f"{physical_memory() / 2 ** 30:,.1f} GiB")
         torch.manual_seed(cfg.seed)  # network initialisation
         agent = (agent_from_checkpoint(data, checkpoint, env, cfg, device) if data is not None else
                  new_agent(cfg, env.observation_space.shape[0], env.action_space.low, env.action_space.high, device))
@@ -843,7 +863,11 @@ def start_run(cfg: Config, quiet: bool = False) -> tuple:
                       dtype=np.float32).reshape(cfg.probe_states, env.observation_space.shape[0])  # 0 probes is fine
     probes = torch.as_tensor(probes, device=agent.device)
     folder = RunFolder(run_dir, lock, run, quiet)
-    if cfg.resume:
+    if cfg.resume:  # the last evaluation, for the progress line; one the environment failed in is done again
+        evaluations = [r for r in read_metrics(run_dir)[0] if "eval_return" in r]
+        folder.last_eval = evaluations[-1]["eval_return"] if evaluations else None
+        folder.evaluation_missed = run.step % cfg.eval_every == 0 and max(
+            [r["step"] for r in evaluations] + [0]) < run.step
         folder.log({"step": run.step, "resumed": True, "total_steps": cfg.total_steps})
     else:
         folder.log({"step": run.step, "env": cfg.env, "algorithm": algorithm_name(cfg), "gamma": cfg.gamma,
@@ -854,6 +878,9 @@ def start_run(cfg: Config, quiet: bool = False) -> tuple:
                f"{f'at step {run.step:,} ' if cfg.resume else ''}"
                f"for {cfg.total_steps:,} steps on {agent.device} ({resolve_device(cfg.device)[1]}); run folder {run_dir}")
     folder.say(settings_line(cfg))
+    if cfg.resume and run.step >= cfg.total_steps:
+        folder.say(f"the run is at step {run.step:,}, not before --total-steps {cfg.total_steps:,}: it trains no "
+                   "further; what model.pt holds is evaluated and saved again (a larger --total-steps extends it)")
     return run, eval_env, probes, folder
 
 
@@ -959,9 +986,11 @@ class RunFolder:
         self.metrics = open(run_dir / "metrics.jsonl", "a", buffering=1)
         self.start = time.perf_counter() - run.elapsed
         self.last_log_time, self.last_log_step = time.perf_counter(), run.step
+        self.first_step, self.last_eval, self.evaluation_missed = run.step, None, False  # start_run sets the last two
 
     def log(self, record: dict) -> None:
         """One line of metrics.jsonl, strict JSON: check_finite has stopped the run before any NaN gets here."""
+        self.last_eval = record.get("eval_return", self.last_eval)  # for the progress line
         try:
             self.metrics.write(json.dumps({**record, "time": round(time.perf_counter() - self.start, 4)},
                                           allow_nan=False) + "\n")
@@ -979,7 +1008,7 @@ class RunFolder:
         except BrokenPipeError:  # e.g. `python ddpg.py | head`: keep training, stop printing
             os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
 
-    def log_progress(self, last_eval) -> None:
+    def log_progress(self) -> None:
         """Every --log-every steps: the latest update's numbers (read from the device here, once, and
         checked to be finite) into metrics.jsonl, and one printed line with the speed and time left."""
         run, cfg, now = self.run, self.cfg, time.perf_counter()
@@ -992,7 +1021,7 @@ class RunFolder:
                       "updates": run.updates, "sps": round(sps, 1)})
         left = int((cfg.total_steps - run.step) / max(sps, 1e-9))  # at the current (learning) speed
         recent = f"{np.mean(run.recent_returns):8.1f}" if run.recent_returns else f"{'-':>8}"
-        evaluated = f"{last_eval['eval_return']:8.1f}" if last_eval else f"{'-':>8}"
+        evaluated = f"{self.last_eval:8.1f}" if self.last_eval is not None else f"{'-':>8}"
         self.say(f"step {run.step:>9,}/{cfg.total_steps:,} | {sps:6.0f} steps/s | return (last 10 episodes) "
                  f"{recent} | last eval {evaluated} | {f'{left // 60}:{left % 60:02d}' if run.numbers else '--:--'}"
                  " left")
@@ -1015,11 +1044,25 @@ class RunFolder:
         return saved
 
     def env_failed(self, e: "EnvFailed") -> "RunStopped":
-        """Save the run as a signal does (up to the last step that completed); the one line that ends it."""
+        """Save the run as a signal does, up to the last step that completed, so that --resume (once the
+        environment is fixed) takes the failed step again, exactly; the one line that ends it. A new run that
+        failed in its first step leaves nothing behind."""
+        run, training = self.run, e.env is self.run.env
+        when = f"step {run.step + 1:,}" if training else f"step {run.step:,}, evaluating"
+        if training and run.obs is not None:  # env.step raised: its draws of noise are undone
+            run.rng.bit_generator.state, run.noise_x = run.before
+        if run.step == self.first_step and not self.cfg.resume:
+            self.close()
+            for name in ("metrics.jsonl", ".lock"):
+                (self.dir / name).unlink(missing_ok=True)
+            with contextlib.suppress(OSError):
+                self.dir.rmdir()  # if that left it empty
+            return RunStopped(f"{when}: {e}; nothing was trained, and nothing is left in {self.dir}: fix that, "
+                              "then run the same command again")
         saved = self.checkpoint()
-        then = (f"fix that, then --resume {self.dir}" if saved else "and model.pt could not be written (see above)")
-        when = f"step {self.run.step + 1:,}" if e.env is self.run.env else f"step {self.run.step:,}, evaluating"
-        return RunStopped(f"{when}: {e}; the run is saved up to step {self.run.step:,}: {then}")
+        then = (f"fix the environment, then --resume {self.dir}" if saved else
+                "and model.pt could not be written (see above)")
+        return RunStopped(f"{when}: {e}; the run is saved up to step {run.step:,}: {then}")
 
     def report(self) -> None:
         try:
@@ -1062,6 +1105,11 @@ def saturation(agent: DDPG, s: torch.Tensor) -> float:
 
 def warn(message: str) -> None:
     print(f"ddpg.py: warning: {message}", file=sys.stderr, flush=True)
+
+
+@functools.cache  # a file that is read twice (--resume reads model.pt for its settings, then the run) warns once
+def warn_once(message: str) -> None:
+    warn(message)
 
 
 def settings_line(cfg: Config) -> str:
@@ -1155,6 +1203,7 @@ def save_checkpoint(path: Path, agent: DDPG, cfg: Config, step: int, env: gym.En
     data = {"format": CHECKPOINT_FORMAT, "config": asdict(cfg), "step": step, "obs_dim": env.observation_space.shape[0],
             "action_low": env.action_space.low.tolist(), "action_high": env.action_space.high.tolist(),
             **agent.state_dict(), **extra}
+    data["checksum"] = checksum(data)  # every reader checks it (load_checkpoint)
     write_atomically(path, lambda f: torch.save(data, f), sync=True)
 
 
@@ -1191,37 +1240,166 @@ def restore_run(run: Run, state: dict) -> None:
 
 
 def load_checkpoint(path, resume: bool = False) -> dict:
-    """Read and check a checkpoint; with resume=True it must also hold a run (model.pt)."""
+    """Read a checkpoint and check it before anything uses it: against the checksum it was saved with, then
+    field by field (check_fields). With resume=True it must also hold a run (model.pt)."""
+    if Path(path).is_dir():
+        raise ConfigError(f"--load wants a file such as {Path(path) / 'model.pt'}, got a folder")
     try:  # mmap: tensors are read from the file when used, so a 170 MB buffer costs nothing until then
         data = torch.load(path, map_location="cpu", weights_only=True, mmap=True)
     except FileNotFoundError:
         raise ConfigError(f"checkpoint not found: {path}") from None
-    except IsADirectoryError:
-        raise ConfigError(f"--load wants a file such as {Path(path) / 'model.pt'}, got a folder") from None
     except Exception as e:
         raise ConfigError(f"cannot read checkpoint {path}: corrupt or not a ddpg.py checkpoint "
                           f"({type(e).__name__})") from None
+    if isinstance(data, dict) and "checksum" in data and data["checksum"] != checksum(data):
+        raise ConfigError(f"{path} is damaged: what it holds does not match the checksum it was saved with "
+                          "(a failing disk or an interrupted copy); it is left as it is")
     if not isinstance(data, dict) or data.get("format") != CHECKPOINT_FORMAT:
         raise ConfigError(f"{path} is not a ddpg.py checkpoint")
-    missing = CHECKPOINT_KEYS - set(data) or {"env", "hidden_sizes"} - set(data["config"])
+    if "checksum" not in data:
+        warn_once(f"{path} was saved before checkpoints held a checksum, so it could not be verified")
+    missing = CHECKPOINT_KEYS - set(data) or isinstance(data["config"], dict) and {"env", "hidden_sizes"} - set(
+        data["config"])
     if missing:
         raise ConfigError(f"{path} is incomplete: it lacks {', '.join(sorted(missing))}")
-    for name in DDPG.NETWORKS:  # a NaN weight is not a policy: stop here, not after acting with it
-        for key, tensor in data.get(name, {}).items():
-            if tensor.is_floating_point() and not torch.isfinite(tensor).all():
-                raise ConfigError(f"{path} is not a usable policy: {name}.{key} holds NaN or infinite values "
-                                  "(an earlier checkpoint, such as the run's best.pt, may be sound)")
     if resume and "run" not in data:
         raise ConfigError(f"{path} holds a policy only, not a run to resume; pass --load {path} to start "
                           "a new run from it")
+    check_fields(data, path, resume)
     return data
 
 
-def load_defaults(checkpoint) -> dict:
+def checksum(data: dict) -> str:
+    """sha256 of all that a checkpoint holds but its "checksum", in the order a walk meets it: each tensor's
+    dtype, shape and bytes, every other value's type and repr (exact for floats). About 0.13 s for a full
+    10^6-transition buffer here (benchmarks/README: what checkpointing costs)."""
+    digest = hashlib.sha256()
+
+    def walk(value):
+        if isinstance(value, torch.Tensor):
+            value = value.detach().cpu().contiguous()
+            digest.update(f"{value.dtype}{tuple(value.shape)}".encode())
+            digest.update(value.reshape(-1).view(torch.uint8).numpy())
+        elif isinstance(value, (dict, list, tuple)):
+            digest.update(b"{" if isinstance(value, dict) else b"[")
+            for key, item in (value.items() if isinstance(value, dict) else enumerate(value)):
+                digest.update(f"{key!r}:".encode())
+                walk(item)
+            digest.update(b"}")
+        else:
+            digest.update(f"{type(value).__name__} {value!r};".encode())
+
+    walk({key: value for key, value in data.items() if key != "checksum"})
+    return digest.hexdigest()
+
+
+def check_fields(data: dict, path, resume: bool) -> None:
+    """Every field a reader uses, checked before the first step: a checkpoint edited by hand, or written by
+    something else, is refused in one line naming the field, not by a traceback halfway through a run."""
+    def integer(x, low=0):
+        return isinstance(x, int) and not isinstance(x, bool) and x >= low
+
+    def number(x):
+        return isinstance(x, (int, float)) and not isinstance(x, bool) and math.isfinite(x)
+
+    def array(x, shape, dtype=torch.float32):  # a finite tensor of that shape (None: any length)
+        return (isinstance(x, torch.Tensor) and (dtype is None or x.dtype == dtype) and x.dim() == len(shape)
+                and all(want is None or n == want for n, want in zip(x.shape, shape)) and torch.isfinite(x).all())
+
+    def typed(value, kind):  # a config value of its Config field's type
+        if kind is tuple:
+            return isinstance(value, (list, tuple)) and all(integer(v, 1) for v in value)
+        return number(value) if kind is float else integer(value, -2 ** 63) if kind is int else isinstance(value, kind)
+
+    def accepted(setter, state):  # a random stream's saved state, as its generator takes it
+        with contextlib.suppress(Exception):
+            setter(state)
+            return True
+        return False
+
+    def check(name, test, want):
+        try:
+            ok = bool(test())
+        except Exception:  # a value of the wrong type
+            ok = False
+        if not ok:
+            raise ConfigError(f"{path}: its {name} is not {want}; a ddpg.py checkpoint edited by hand, or written by "
+                              "something else, cannot be used")
+
+    config, low, high, kinds = data["config"], data["action_low"], data["action_high"], {f.name: f.type for f in fields(Config)}
+    check("config", lambda: isinstance(config, dict), "a dict of settings")
+    for name in (name for name in config if name in kinds):
+        check(f"config's {name}", lambda: typed(config[name], kinds[name]), f"a {kinds[name].__name__}")
+    check("step", lambda: integer(data["step"]), "a count of steps (an integer >= 0)")
+    check("obs_dim", lambda: integer(data["obs_dim"], 1), "a positive integer")
+    check("action bounds", lambda: isinstance(low, list) and isinstance(high, list) and 0 < len(low) == len(high)
+          and all(number(a) and number(b) and a <= b for a, b in zip(low, high)), "two lists of finite low <= high")
+    for name in DDPG.NETWORKS:  # a NaN weight is not a policy: stop here, not after acting with it
+        for key, tensor in data.get(name, {}).items() if isinstance(data.get(name), dict) else ():
+            if isinstance(tensor, torch.Tensor) and tensor.is_floating_point() and not torch.isfinite(tensor).all():
+                raise ConfigError(f"{path} is not a usable policy: {name}.{key} holds NaN or infinite values "
+                                  "(an earlier checkpoint, such as the run's best.pt, may be sound)")
+    for name in ("actor_optimizer", "critic_optimizer"):
+        check(f"{name}'s state", lambda: all(torch.isfinite(t).all() for t in tensors(data[name]) if t.is_floating_point()),
+              "finite (it holds NaN or infinities)")
+    if not resume:
+        return
+    run, obs_dim, n_act, capacity = data["run"], data["obs_dim"], len(low), config.get("buffer_size", Config.buffer_size)
+    check("run", lambda: isinstance(run, dict) and isinstance(run.get("buffer"), dict), "a dict with a buffer")
+    buffer, episode = run["buffer"], run.get("episode")
+    n = len(buffer["r"]) if isinstance(buffer.get("r"), torch.Tensor) else -1
+    check("run's buffer", lambda: set(buffer) == set(ReplayBuffer.FIELDS) and 0 <= n <= capacity
+          and all(len(column) == n for column in buffer.values()), "five arrays s, a, r, s2, terminated of one "
+          "length, at most --buffer-size")
+    for name, width in zip(ReplayBuffer.FIELDS, (obs_dim, n_act, 0, obs_dim, 0)):
+        check(f"run's buffer {name}", lambda: array(buffer[name], (n, width) if width else (n,)),
+              "a finite float32 array of one row per transition")
+    check("run's buffer_pos", lambda: integer(run["buffer_pos"]) and (run["buffer_pos"] == n if n < capacity
+                                                                     else run["buffer_pos"] < capacity),
+          "where the buffer writes next")
+    check("run's rng", lambda: accepted(lambda state: setattr(np.random.PCG64(), "state", state), run["rng"]),
+          "the state of numpy's generator")
+    check("run's sampler", lambda: accepted(torch.Generator().set_state, run["sampler"]), "the state of torch's generator")
+    check("run's reset_seed", lambda: run["reset_seed"] is None or integer(run["reset_seed"]), "a seed or None")
+    check("run's env_rng", lambda: run["env_rng"] is None or accepted(generator_from, run["env_rng"]),
+          "the state of the environment's generator, or None")
+    check("run's noise_x", lambda: len(run["noise_x"]) == n_act and all(map(number, run["noise_x"])),
+          "one finite number per action dimension")
+    check("run's updates", lambda: integer(run["updates"]), "a count (an integer >= 0)")
+    check("run's recent_returns", lambda: len(run["recent_returns"]) <= 10 and all(map(number, run["recent_returns"])),
+          "at most 10 finite returns")
+    check("run's best", lambda: run["best"] is None or len(run["best"]) == 2 and number(run["best"][0])
+          and integer(run["best"][1]), "None or (return, step)")
+    check("run's elapsed", lambda: number(run["elapsed"]) and run["elapsed"] >= 0, "seconds (a number >= 0)")
+    check("run's numbers", lambda: all(isinstance(k, str) and number(v) for k, v in run.get("numbers", {}).items()),
+          "finite numbers by name")
+    check("run's episode", lambda: episode is None or (
+        (integer(episode["reset"]) or accepted(generator_from, episode["reset"]))
+        and array(episode["actions"], (None, n_act)) and array(episode["obs"], (obs_dim,), None)
+        and number(episode["return"]) and integer(episode["length"]) and episode["length"] == len(episode["actions"])),
+        "the episode in progress: its reset, as many actions as its length, the observation it ends on")
+
+
+def tensors(value):
+    """Every tensor inside nested dicts and lists (a state dict, an optimizer's state)."""
+    if isinstance(value, torch.Tensor):
+        yield value
+    elif isinstance(value, (dict, list, tuple)):
+        for item in (value.values() if isinstance(value, dict) else value):
+            yield from tensors(item)
+
+
+def load_defaults(checkpoint, given: dict) -> dict:
     """--load: the checkpoint's env (and its make-arguments), seed, network sizes, learning rates, evaluation
     episodes and TD3 switches, as defaults. So `--load RUN/best.pt --eval-only` reproduces the return best.pt
-    was saved with, and a run started from a checkpoint learns at its rates unless told otherwise."""
+    was saved with, and a run started from a checkpoint learns at its rates unless told otherwise. Its
+    networks are what they are: a --hidden-sizes that says otherwise is refused (the settings a run writes
+    must describe its networks, or --resume, --eval-only and --export of it fail)."""
     saved = load_checkpoint(checkpoint)["config"]
+    if "hidden_sizes" in given and tuple(given["hidden_sizes"]) != tuple(saved["hidden_sizes"]):
+        raise ConfigError(f"{checkpoint} holds {as_typed(saved['hidden_sizes'])} networks, and --hidden-sizes "
+                          f"{as_typed(given['hidden_sizes'])} cannot change them: drop --hidden-sizes, or train "
+                          "new networks without --load")
     names = ("env", "env_kwargs", "seed", "hidden_sizes", "actor_lr", "critic_lr", "eval_episodes", *TD3)
     return {name: saved[name] for name in names if name in saved}
 
@@ -1236,8 +1414,14 @@ def load_weights(module, data: dict, path) -> None:
     the checkpoint does not fit it."""
     try:
         module.load_state_dict({k: data[k] for k in module.state_dict()})
-    except (KeyError, RuntimeError, ValueError) as e:
-        raise ConfigError(f"{path} does not match the networks it describes: {str(e).splitlines()[0]}") from None
+        for optimizer in (getattr(module, name) for name in ("actor_optimizer", "critic_optimizer") if hasattr(module, name)):
+            for p in (p for group in optimizer.param_groups for p in group["params"]):  # Adam's moments fit their weights
+                if any(tensor.shape != p.shape for tensor in optimizer.state.get(p, {}).values() if tensor.dim()):
+                    raise ValueError("its optimizers' state does not fit the networks' shapes")
+    except Exception as e:  # a missing key, a wrong shape, a value of the wrong type
+        lines = [line.strip() for line in str(e).splitlines() if line.strip()] or [type(e).__name__]
+        reason = next((line for line in lines if not line.endswith(":")), lines[0])  # torch's first line is a heading
+        raise ConfigError(f"{path} does not match the networks it describes: {reason}") from None
 
 
 def agent_from_checkpoint(data: dict, path, env: gym.Env, cfg: Config, device) -> DDPG:
@@ -1268,6 +1452,8 @@ def resume_config(run_dir, **changes) -> Config:
     if fixed:
         raise ConfigError(f"--resume continues a run with its own settings; {', '.join(fixed)} cannot change "
                           "(only --total-steps, --threads, --device and --no-report can)")
+    if Path(run_dir).is_file():
+        raise ConfigError(f"--resume wants a run folder, got the file {run_dir}: pass --resume {Path(run_dir).parent}")
     data = load_checkpoint(Path(run_dir) / "model.pt", resume=True)
     saved = {f.name: data["config"][f.name] for f in fields(Config) if f.name in data["config"]}
     return Config(**{**saved, **changes, "resume": str(run_dir), "out": str(run_dir), "load": ""})
@@ -1565,8 +1751,7 @@ def loop_diagram():
 
 PANELS = {  # each panel's title and the note under it
     "learning": ("1. Learning curve", "Return per training episode (with exploration noise) and the mean return of the deterministic "
-                "policy at each evaluation; the star marks the best one, kept in best.pt. (On Pendulum-v1, "
-                "-200 and above counts as solved.)"),
+                "policy at each evaluation; the star marks the best one, kept in best.pt."),
     "q": ("2. Q-values and TD targets", "Left: the critic's mean Q(s, a) on the sampled minibatch against the mean TD target y (dotted). Q tracking y "
          "means the critic fits its targets; both drifting away from real returns shows up in the next panel. "
          "Middle and right: the losses of E7 and E8."),
@@ -1606,8 +1791,10 @@ def write_report(run_dirs, path) -> tuple:
     if len(set(names)) == len(names):
         runs = [(name, records) for name, (_, records) in zip(names, runs)]
     body = [f"<h1>DDPG report</h1><p>{len(runs)} run(s): {', '.join(name for name, _ in runs)}</p>"]
+    pendulum = {r["env"] for _, records in runs for r in records if "env" in r} == {"Pendulum-v1"}
     for key, fig in report_figures(runs).items():
         title, note = PANELS[key]
+        note += " (On Pendulum-v1, -200 and above counts as solved.)" if key == "learning" and pendulum else ""
         body.append(f"<h2>{title}</h2><p class='note'>{note}</p>")
         body.append(pio.to_html(fig, full_html=False, include_plotlyjs=False, validate=False,
                                 config={"displaylogo": False}))
@@ -1682,7 +1869,8 @@ def build_parser() -> argparse.ArgumentParser:
                              "--policy-delay 2; a switch given explicitly wins over it")
     parser.add_argument("--export", metavar="FILE",
                         help="with --load: write the checkpoint's actor as a torch.export program; "
-                             "torch.export.load(FILE).module() maps observations to actions without ddpg.py")
+                             "torch.export.load(FILE).module() maps a (batch, obs_dim) float32 tensor of "
+                             "observations to actions without ddpg.py (one observation: obs[None])")
     parser.add_argument("--report", nargs="+", metavar="RUN_DIR", dest="report_dirs",
                         help="train nothing: rebuild report.html from these run folders' metrics.jsonl; several "
                              "folders are drawn as mean and min-max band, into --out (default: the one folder, "
@@ -1715,7 +1903,7 @@ def main(argv=None) -> int:
         else:
             td3 = given.pop("td3", False)
             if given.get("load"):  # flags given still win, and --td3 over the checkpoint's switches
-                given = {**load_defaults(given["load"]), **(TD3 if td3 else {}), **given}
+                given = {**load_defaults(given["load"], given), **(TD3 if td3 else {}), **given}
             cfg = config_for(td3=td3, **given)
         if export:
             if not cfg.load:

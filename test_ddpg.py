@@ -689,6 +689,10 @@ def fails(argv, capsys, *words):
     (["--learning-starts", "500", "--total-steps", "500"], ["nothing would be learned"]),
     (["--seed", "abc"], ["--seed"]), (["--device", "tpu"], ["--device"]), (["--no-such-flag"], ["--no-such-flag"]),
     (["--eval-only"], ["--load"]),
+    (["--total-steps", "3000", "--seed", "-1"], ["--seed must be in [0, 2^64)"]),
+    (["--total-steps", "3000", "--seed", str(2 ** 64)], ["--seed must be in [0, 2^64)"]),
+    (["--buffer-size", str(10 ** 13)], ["--buffer-size 10,000,000,000,000", "GiB, more than this machine's"]),
+    (["--hidden-sizes", str(10 ** 9)], ["--hidden-sizes 1000000000", "GiB"]),
 ])
 def test_bad_flags_and_environments(argv, words, capsys, tmp_path):
     if argv[0] in ("--seed", "--device", "--no-such-flag"):  # argparse's own errors exit via SystemExit(2)
@@ -984,12 +988,19 @@ def test_bad_checkpoints(capsys, tmp_path):
     fails(["--load", str(run / "model.pt"), "--eval-only", "--env", "Pendulum-v1"], capsys,
           "pass --env test_ddpg:Counter-v0")
     data = torch.load(run / "model.pt", weights_only=True)
-    torch.save({k: v for k, v in data.items() if k != "critic"}, tmp_path / "incomplete.pt")
+    resave({k: v for k, v in data.items() if k != "critic"}, tmp_path / "incomplete.pt")
     fails(["--load", str(tmp_path / "incomplete.pt"), "--eval-only"], capsys, "lacks critic")
     data["config"]["hidden_sizes"] = [32]  # says 32 wide, holds 8 wide weights
-    torch.save(data, tmp_path / "mismatch.pt")
+    resave(data, tmp_path / "mismatch.pt")
     fails(["--load", str(tmp_path / "mismatch.pt"), "--eval-only", "--env", "test_ddpg:Counter-v0"], capsys,
           "does not match")
+
+
+def resave(data, path):
+    """Save a checkpoint changed in the test as ddpg.py would have saved it, with its checksum: a file that is
+    intact, but edited by hand or written by something else."""
+    data["checksum"] = ddpg.checksum(data)
+    torch.save(data, path)
 
 
 def nan_checkpoints(tmp_path):
@@ -1000,7 +1011,7 @@ def nan_checkpoints(tmp_path):
     for name in ("model.pt", "best.pt"):
         data = torch.load(run / name, weights_only=True)
         data["actor"]["net.0.bias"][0] = float("nan")
-        torch.save(data, bad / name)
+        resave(data, bad / name)
     (bad / "metrics.jsonl").write_text((run / "metrics.jsonl").read_text())
     return bad
 
@@ -1080,12 +1091,13 @@ def test_a_run_stopped_mid_episode_resumes_into_the_records_of_the_run_never_sto
 
 
 class Flaky(PendulumEnv):
-    """Pendulum whose step raises once, at the 9th step of the process (a user's environment with a bug)."""
-    steps = 0
+    """Pendulum whose step raises once, at the fail_at-th step of the process, of either its training or its
+    evaluation instance (a user's environment with a bug)."""
+    steps, fail_at = 0, 9
 
     def step(self, action):
         Flaky.steps += 1
-        if Flaky.steps == 9:
+        if Flaky.steps == Flaky.fail_at:
             raise ValueError("cannot step: the simulator lost contact\nsecond line")
         return super().step(action)
 
@@ -1093,10 +1105,12 @@ class Flaky(PendulumEnv):
 gym.register("Flaky-v0", entry_point=Flaky, max_episode_steps=200)
 
 
-def test_an_exception_in_the_environment_saves_the_run_and_is_one_line(tmp_path, capsys):
+@pytest.mark.parametrize("noise", ["gaussian", "ou"])
+def test_an_exception_in_the_environment_saves_the_run_and_resume_takes_that_step_again(tmp_path, capsys, noise):
     argv = ["--env", "test_ddpg:Flaky-v0", "--total-steps", "30", "--learning-starts", "4", "--batch-size", "4",
-            "--eval-every", "15", "--eval-episodes", "1", "--hidden-sizes", "8", "--no-report", "--seed", "3"]
-    Flaky.steps = -10**9  # never raises: the run to compare with
+            "--eval-every", "15", "--eval-episodes", "1", "--hidden-sizes", "8", "--no-report", "--seed", "3",
+            "--noise", noise]
+    Flaky.steps, Flaky.fail_at = -10**9, 9  # never raises: the run to compare with
     assert ddpg.main(argv + ["--out", str(tmp_path / "whole")]) == 0
     Flaky.steps = 0
     capsys.readouterr()
@@ -1104,21 +1118,38 @@ def test_an_exception_in_the_environment_saves_the_run_and_is_one_line(tmp_path,
     err = capsys.readouterr().err
     assert err == (f"ddpg.py: error: step 9: test_ddpg:Flaky-v0's step raised ValueError: cannot step: the simulator "
                    f"lost contact (at test_ddpg.py:{Flaky.step.__code__.co_firstlineno + 3}); the run is saved up to "
-                   f"step 8: fix that, then --resume {tmp_path / 'run'}\n")
+                   f"step 8: fix the environment, then --resume {tmp_path / 'run'}\n")
     assert ddpg.load_checkpoint(tmp_path / "run" / "model.pt", resume=True)["step"] == 8  # mid-episode
     assert ddpg.main(["--resume", str(tmp_path / "run")]) == 0  # the step is taken again, and goes through now
-    resumed, whole = (measurements(tmp_path / d / "metrics.jsonl") for d in ("run", "whole"))
-    assert [r for r in resumed if r["step"] <= 8] == [r for r in whole if r["step"] <= 8]
-    # The failed step had drawn its exploration noise: taken again, it draws afresh, so from here the
-    # run is a continuation, not the uninterrupted run's twin (a signal or a crash resume exactly).
-    assert [r["step"] for r in resumed if "eval_return" in r] == [15, 30]
+    # The failed step had drawn its exploration noise (and moved the OU process): the run was saved without
+    # those draws, so the step taken again is the uninterrupted run's, and so is all that follows.
+    assert measurements(tmp_path / "run" / "metrics.jsonl") == measurements(tmp_path / "whole" / "metrics.jsonl")
 
 
-def test_bad_env_kwargs_fail_at_the_first_step_in_one_line(tmp_path, capsys):
-    assert ddpg.main(["--env-kwargs", "g:abc", "--no-report", "--out", str(tmp_path / "run")]) == 1
+def test_an_exception_in_an_evaluation_is_evaluated_again_on_resume(tmp_path, capsys):
+    argv = ["--env", "test_ddpg:Flaky-v0", "--total-steps", "30", "--learning-starts", "4", "--batch-size", "4",
+            "--eval-every", "15", "--eval-episodes", "1", "--hidden-sizes", "8", "--no-report", "--seed", "3"]
+    Flaky.steps, Flaky.fail_at = -10**9, 20  # the 20th step of the process: the 5th of the first evaluation
+    assert ddpg.main(argv + ["--out", str(tmp_path / "whole")]) == 0
+    Flaky.steps = 0
+    capsys.readouterr()
+    assert ddpg.main(argv + ["--out", str(tmp_path / "run")]) == 1
+    assert "step 15, evaluating: test_ddpg:Flaky-v0's step raised" in capsys.readouterr().err
+    assert not [r for r in strip_timing(tmp_path / "run" / "metrics.jsonl") if "eval_return" in r]
+    assert ddpg.main(["--resume", str(tmp_path / "run")]) == 0
+    assert measurements(tmp_path / "run" / "metrics.jsonl") == measurements(tmp_path / "whole" / "metrics.jsonl")
+    best = [ddpg.load_checkpoint(tmp_path / d / "best.pt") for d in ("run", "whole")]
+    assert best[0]["step"] == best[1]["step"] and best[0]["eval_return"] == best[1]["eval_return"]
+
+
+def test_an_environment_that_fails_at_the_first_step_leaves_nothing_and_says_how_to_go_on(tmp_path, capsys):
+    assert ddpg.main(["--env-kwargs", "g:abc", "--out", str(tmp_path / "run")]) == 1  # with the report on
     err = capsys.readouterr().err
     assert err.startswith("ddpg.py: error: step 1: Pendulum-v1's step raised TypeError: ") and err.count("\n") == 1
-    assert f"--resume {tmp_path / 'run'}" in err and "Traceback" not in err
+    assert "nothing was trained" in err and "run the same command again" in err and "Traceback" not in err
+    assert not (tmp_path / "run").exists()  # no folder, no 4.8 MB report, nothing to clean up
+    assert ddpg.main(["--env-kwargs", "g:10.0", "--total-steps", "1200", "--no-report", "--out",
+                      str(tmp_path / "run")]) == 0  # the advice, followed: the same command, fixed, runs
 
 
 def test_an_environment_that_does_not_replay_is_said_and_the_run_goes_on(tmp_path, capsys):
@@ -1134,6 +1165,7 @@ def test_a_model_pt_without_the_episode_in_progress_still_resumes(tmp_path):
     data = torch.load(tmp_path / "run" / "model.pt", weights_only=True)
     for key in ("episode", "numbers"):
         del data["run"][key]
+    del data["checksum"]  # as 96ef52c wrote it
     torch.save(data, tmp_path / "run" / "model.pt")
     assert ddpg.main(["--resume", str(tmp_path / "run"), "--total-steps", "18"]) == 0
     assert ddpg.load_checkpoint(tmp_path / "run" / "model.pt", resume=True)["step"] == 18
@@ -1164,6 +1196,117 @@ def test_resume_refuses_what_it_cannot_do(tmp_path, capsys):
     (run / "best.pt").rename(tmp_path / "policy" / "model.pt")
     fails(["--resume", str(tmp_path / "policy")], capsys, "policy only", "--load")
     fails(["--env", "test_ddpg:Counter-v0", "--out", str(run)], capsys, "--resume")  # the hint for a used folder
+    fails(["--resume", str(run / "model.pt")], capsys, "wants a run folder", f"--resume {run}")  # not "corrupt"
+
+
+def test_resume_past_total_steps_says_what_it_does_and_the_progress_line_shows_the_last_evaluation(tmp_path, capsys):
+    run = ddpg.train(quick(tmp_path), quiet=True)["run_dir"]  # evaluated at step 12
+    last = [r for r in strip_timing(run / "metrics.jsonl") if "eval_return" in r][-1]["eval_return"]
+    capsys.readouterr()
+    assert ddpg.main(["--resume", str(run), "--total-steps", "6"]) == 0
+    out = capsys.readouterr().out
+    assert "the run is at step 12, not before --total-steps 6: it trains no further" in out
+    assert ddpg.main(["--resume", str(run), "--total-steps", "18"]) == 0
+    progress = [line for line in capsys.readouterr().out.splitlines() if line.startswith("step ")]
+    assert progress[0].startswith("step        18/18") and f"last eval {last:8.1f}" in progress[0], progress
+
+
+def flip_bits(source: Path, target: Path, flips: int, seed: int) -> None:
+    data = bytearray(source.read_bytes())
+    for i in np.random.default_rng(seed).integers(0, len(data) * 8, flips):
+        data[i // 8] ^= 1 << (i % 8)
+    target.write_bytes(bytes(data))
+
+
+def test_a_damaged_checkpoint_is_refused_by_every_reader_and_left_as_it_is(tmp_path, capsys):
+    run = ddpg.train(quick(tmp_path), quiet=True)["run_dir"]
+    for k in range(5):  # five copies, each with 20 bits flipped at random
+        bad = tmp_path / f"bad{k}"
+        shutil.copytree(run, bad)
+        for name in ("model.pt", "best.pt"):
+            flip_bits(run / name, bad / name, 20, seed=k)
+        before = {name: (bad / name).read_bytes() for name in ("model.pt", "best.pt", "metrics.jsonl")}
+        for argv in (["--resume", str(bad), "--total-steps", "24"], ["--load", str(bad / "best.pt"), "--eval-only"],
+                     ["--load", str(bad / "model.pt"), "--export", str(tmp_path / "p.pt2")],
+                     ["--load", str(bad / "best.pt"), "--out", str(tmp_path / "new")]):
+            err = fails(argv, capsys)
+            assert str(bad) in err and ("damaged" in err or "corrupt" in err), err
+        assert before == {name: (bad / name).read_bytes() for name in before}  # left as it was
+    assert not (tmp_path / "new").exists() and not (tmp_path / "p.pt2").exists()
+    # One bit is enough: a sign or exponent bit of an actor weight gives a policy that loads, and is wrong.
+    data = torch.load(run / "best.pt", weights_only=True)
+    data["actor"]["net.0.weight"].view(torch.int32)[0, 0] ^= -2 ** 31  # the sign bit
+    torch.save(data, tmp_path / "sign.pt")
+    fails(["--load", str(tmp_path / "sign.pt"), "--eval-only"], capsys, "sign.pt is damaged", "checksum")
+
+
+def test_a_model_pt_without_a_checksum_resumes_and_says_it_could_not_be_verified(tmp_path, capsys):
+    ddpg.train(quick(tmp_path, env="Pendulum-v1", total_steps=300, learning_starts=100, eval_every=300,
+                     log_every=100), quiet=True)  # Pendulum replays its episode in progress exactly
+    data = torch.load(tmp_path / "run" / "model.pt", weights_only=True)
+    del data["checksum"]  # as every ddpg.py before checksums wrote it
+    torch.save(data, tmp_path / "run" / "model.pt")
+    capsys.readouterr()
+    assert ddpg.main(["--resume", str(tmp_path / "run"), "--total-steps", "400"]) == 0
+    err = capsys.readouterr().err
+    assert err.count("could not be verified") == 1 and err.count("\n") == 1, err  # one line, though read twice
+    assert "checksum" in ddpg.load_checkpoint(tmp_path / "run" / "model.pt")  # what it writes now has one
+
+
+def episode_actions(data):
+    return data["run"]["episode"]["actions"]
+
+
+@pytest.mark.parametrize("edit, field", [
+    (lambda d: d["run"]["buffer"]["s"].__setitem__((0, 0), float("nan")), "run's buffer s"),
+    (lambda d: d["run"]["buffer"]["a"].__setitem__((3, 0), float("inf")), "run's buffer a"),
+    (lambda d: d["run"]["buffer"].__setitem__("r", d["run"]["buffer"]["r"][:-1]), "run's buffer"),
+    (lambda d: d["run"]["episode"].__setitem__("actions", episode_actions(d)[:-1]), "run's episode"),
+    (lambda d: d["run"]["episode"].__setitem__("actions", torch.cat([episode_actions(d)] * 2)), "run's episode"),
+    (lambda d: d["run"]["episode"].__setitem__("actions", episode_actions(d)[:0]), "run's episode"),
+    (lambda d: episode_actions(d).fill_(float("nan")), "run's episode"),
+    (lambda d: d["run"]["episode"].__setitem__("actions", torch.zeros(len(episode_actions(d)), 2)), "run's episode"),
+    (lambda d: d["run"].__setitem__("rng", {"state": 3}), "run's rng"),
+    (lambda d: d["run"].__setitem__("sampler", torch.zeros(3, dtype=torch.uint8)), "run's sampler"),
+    (lambda d: d["run"].__setitem__("best", "high"), "run's best"),
+    (lambda d: d["run"].__setitem__("buffer_pos", 99), "run's buffer_pos"),
+    (lambda d: d.__setitem__("step", "12"), "step"),
+    (lambda d: d["config"].__setitem__("gamma", "0.99"), "config's gamma"),
+    (lambda d: d["critic_optimizer"]["state"][0]["exp_avg"].fill_(float("nan")), "critic_optimizer's state"),
+])
+def test_a_checkpoint_edited_by_hand_is_refused_before_the_first_step_naming_the_field(tmp_path, capsys, edit, field):
+    run = ddpg.train(quick(tmp_path), quiet=True)["run_dir"]
+    data = torch.load(run / "model.pt", weights_only=True)
+    assert len(episode_actions(data)) == 2  # the run stopped mid-episode: an episode to edit
+    edit(data)
+    resave(data, run / "model.pt")  # intact: its checksum fits what it now holds
+    before = (run / "metrics.jsonl").read_text()
+    capsys.readouterr()
+    err = fails(["--resume", str(run), "--total-steps", "24"], capsys, f"its {field} is not", "model.pt")
+    assert "not deterministic" not in err and (run / "metrics.jsonl").read_text() == before
+
+
+def test_an_optimizer_state_that_does_not_fit_the_networks_is_refused(tmp_path, capsys):
+    run = ddpg.train(quick(tmp_path), quiet=True)["run_dir"]
+    data = torch.load(run / "best.pt", weights_only=True)
+    data["actor_optimizer"]["state"][0]["exp_avg"] = torch.zeros(3, 3)
+    resave(data, tmp_path / "odd.pt")
+    fails(["--load", str(tmp_path / "odd.pt"), "--total-steps", "24", "--out", str(tmp_path / "new")], capsys,
+          "does not match the networks it describes", "optimizers' state")
+    assert not (tmp_path / "new").exists()
+
+
+def test_load_refuses_network_flags_that_contradict_its_networks(tmp_path, capsys):
+    run = ddpg.train(quick(tmp_path), quiet=True)["run_dir"]  # 8 wide
+    fails(["--load", str(run / "best.pt"), "--hidden-sizes", "16", "--total-steps", "24", "--out",
+           str(tmp_path / "new")], capsys, "holds 8 networks", "--hidden-sizes 16 cannot change them")
+    assert not (tmp_path / "new").exists()
+    assert ddpg.main(["--load", str(run / "best.pt"), "--hidden-sizes", "8", "--total-steps", "24", "--no-report",
+                      "--out", str(tmp_path / "new")]) == 0  # the same widths, said again: fine
+    for argv in (["--resume", str(tmp_path / "new"), "--total-steps", "30"],  # what it wrote stays usable
+                 ["--load", str(tmp_path / "new" / "best.pt"), "--eval-only"],
+                 ["--load", str(tmp_path / "new" / "model.pt"), "--export", str(tmp_path / "p.pt2")]):
+        assert ddpg.main(argv) == 0, argv
 
 
 def test_resume_names_a_damaged_metrics_line_and_loses_nothing(tmp_path, capsys):
@@ -1332,7 +1475,7 @@ def test_the_device_path_learns_pendulum_and_its_checkpoint_resumes_on_the_cpu_p
     data = torch.load(tmp_path / "run" / "model.pt", weights_only=True)
     for name in ("actor_optimizer", "critic_optimizer"):  # as a CUDA graph leaves them on a GPU
         data[name]["param_groups"][0]["capturable"] = True
-    torch.save(data, tmp_path / "run" / "model.pt")
+    resave(data, tmp_path / "run" / "model.pt")
     assert ddpg.main(["--resume", str(tmp_path / "run"), "--total-steps", "6400"]) == 0  # on the CPU path
     data = ddpg.load_checkpoint(tmp_path / "run" / "model.pt")
     agent = ddpg.agent_from_checkpoint(data, "model.pt", gym.make("Pendulum-v1"), ddpg.Config(), "cpu")
@@ -1438,6 +1581,11 @@ def test_report_is_one_offline_page(tmp_path):
     assert get_plotlyjs() in html  # plotly.js is inlined ...
     page = html.replace(get_plotlyjs(), "")
     assert "<script src" not in page and "http" not in page  # ... and nothing is fetched from the network
+    assert "-200 and above counts as solved" in page  # a Pendulum-v1 run's yardstick, and only on Pendulum-v1:
+    other = synthetic_run(tmp_path / "b", seed=1)
+    (other / "metrics.jsonl").write_text((other / "metrics.jsonl").read_text().replace("Pendulum-v1", "Hopper-v5"))
+    ddpg.write_report([other], other / "report.html")
+    assert "counts as solved" not in (other / "report.html").read_text()
 
 
 def test_report_of_several_runs_shows_mean_and_band(tmp_path, capsys):
@@ -1513,6 +1661,18 @@ def test_help_documents_every_flag():
         flag = f.metadata.get("flag", "--" + f.name.replace("_", "-"))
         assert flag in help_text and len(f.metadata["help"]) > 10
     assert "--report" in help_text
+    flat = " ".join(help_text.split())
+    assert "(batch, obs_dim) float32 tensor" in flat  # what the exported policy takes
+    assert "(benchmarks/README: choosing --threads)" in flat  # a section that exists:
+    assert "## What one update costs, and choosing `--threads`" in (HERE / "benchmarks" / "README.md").read_text()
+
+
+def test_the_readme_installs_the_mujoco_versions_the_benchmarks_pin():
+    pins = (HERE / "benchmarks" / "requirements.txt").read_text()
+    readme = (HERE / "README.md").read_text()
+    for pin in ("gymnasium[mujoco]==", "mujoco=="):
+        version = pins.split("\n" + pin, 1)[1].split()[0]
+        assert f"{pin}{version}" in readme, pin
 
 
 def test_help_says_each_default_once_as_typed():
@@ -1759,12 +1919,20 @@ def test_the_suite_writes_its_slurm_script_and_says_what_sbatch_refuses(tmp_path
     assert task.stdout.startswith("exec ") and "--seed 2 " in task.stdout and "seed2/stdout.log" in task.stdout
     fake = tmp_path / "bin"  # an sbatch that refuses, as a cluster does for a bad partition
     fake.mkdir()
-    (fake / "sbatch").write_text("#!/bin/sh\necho 'sbatch: error: invalid partition specified: gpu' >&2\nexit 1\n")
+    (fake / "sbatch").write_text("#!/bin/sh\necho 'sbatch: error: invalid partition specified: gpu' >&2\n"
+                                 "echo 'a second line of its reason' >&2\necho 'Try sbatch --help' >&2\nexit 1\n")
     (fake / "sbatch").chmod(0o755)
     refused = subprocess.run(base + ["--slurm-args=--partition=gpu"], cwd=HERE, capture_output=True, text=True,
                              env={**os.environ, "PATH": f"{fake}:{os.environ['PATH']}"})
     assert refused.returncode == 1 and refused.stderr.count("\n") == 1, refused.stderr
     assert "sbatch refused" in refused.stderr and "invalid partition specified: gpu" in refused.stderr
+    assert "a second line of its reason" in refused.stderr  # all of sbatch's words, not its last line
+    assert not list((tmp_path / "sweep" / "slurm").glob("*.sbatch"))  # a refused submit leaves no script
+    for bad, words in (("--ddpg-flags=--hidden-sizes 0", "--hidden-sizes must all be positive"),
+                       ("--ddpg-flags=--no-such-flag", "unrecognized arguments: --no-such-flag"),
+                       ("--slurm-args=--comment='unbalanced", "cannot be split into words")):
+        checked = subprocess.run(base + ["--dry-run", bad], cwd=HERE, capture_output=True, text=True)
+        assert checked.returncode == 2 and words in checked.stderr and "Traceback" not in checked.stderr, bad
     missing = subprocess.run(base, cwd=HERE, capture_output=True, text=True, env={**os.environ, "PATH": str(fake.parent)})
     assert missing.returncode == 1 and "needs sbatch" in missing.stderr
 
