@@ -35,6 +35,8 @@ run at its budget, runs nothing, and writes the tables.
 """
 
 import argparse
+import contextlib
+import io
 import json
 import shlex
 import shutil
@@ -143,7 +145,8 @@ def without(argv: list, options: dict) -> list:
 
 
 def submit(script: str, out: Path, slurm_args: str) -> str:
-    """sbatch the script (kept in OUT/slurm/); the job id, or SystemExit with sbatch's own words."""
+    """sbatch the script (kept in OUT/slurm/ once submitted); the job id, or SystemExit with all of sbatch's
+    own words in one line, and no script left behind."""
     folder = out / "slurm"
     folder.mkdir(parents=True, exist_ok=True)
     path = folder / f"sweep-{time.strftime('%Y%m%d-%H%M%S')}.sbatch"
@@ -152,12 +155,37 @@ def submit(script: str, out: Path, slurm_args: str) -> str:
         proc = subprocess.run(["sbatch", "--parsable", *shlex.split(slurm_args), str(path)], capture_output=True,
                               text=True)
     except FileNotFoundError:
+        path.unlink()
         sys.exit("mujoco_suite.py: error: --slurm needs sbatch, which is not on this machine's PATH "
                  "(run on a SLURM login node, or without --slurm to run here)")
     if proc.returncode != 0:
-        why = (proc.stderr.strip().splitlines() or [f"exit status {proc.returncode}"])[-1]
-        sys.exit(f"mujoco_suite.py: error: sbatch refused {path}: {why}")
+        path.unlink()
+        why = " / ".join(line.strip() for line in proc.stderr.splitlines() if line.strip())
+        sys.exit(f"mujoco_suite.py: error: sbatch refused the sweep: {why or f'exit status {proc.returncode}'}")
     return proc.stdout.strip().split(";")[0]
+
+
+def check_flags(p: argparse.ArgumentParser, args, budget: dict) -> None:
+    """--slurm-args and --ddpg-flags, checked before a run starts or a job is submitted (dry runs too): a flag
+    ddpg.py would refuse is refused here, in ddpg.py's words, for every task of the sweep."""
+    try:
+        shlex.split(args.slurm_args)
+        argv = shlex.split(args.ddpg_flags)
+    except ValueError as e:  # an unbalanced quote
+        p.error(f"--slurm-args or --ddpg-flags cannot be split into words: {e}")
+    try:
+        with contextlib.redirect_stderr(io.StringIO()) as said:  # ddpg.py's parser says what is wrong, and exits
+            given = vars(ddpg.build_parser().parse_args(argv))
+    except SystemExit:
+        p.error(f"--ddpg-flags: {said.getvalue().strip().removeprefix('ddpg.py: error: ')}")
+    td3 = given.pop("td3", False)
+    for task in args.tasks:
+        settings = {"seed": args.seeds - 1, "total_steps": budget[task], "eval_every": EVAL_EVERY,
+                    "eval_episodes": EVAL_EPISODES, **given}
+        try:
+            ddpg.check_config(ddpg.config_for(task, td3=td3, **settings))
+        except (ddpg.ConfigError, TypeError) as e:
+            p.error(f"--ddpg-flags for {task}: {e}")
 
 
 def summarise(runs: list, until: int = None) -> dict:
@@ -249,6 +277,7 @@ def main(argv=None) -> int:
 
     device, why = suite_device(args.jobs, ddpg.torch.cuda.is_available())
     budget = {t: args.total_steps or TASKS[t] for t in args.tasks}
+    check_flags(p, args, budget)
     if args.slurm or args.slurm_task is not None:
         if args.compare_sb3:
             p.error("--slurm runs ddpg.py's runs only (SB3's cannot resume): drop --compare-sb3")
