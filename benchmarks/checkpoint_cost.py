@@ -3,12 +3,14 @@
     python benchmarks/checkpoint_cost.py                   # HalfCheetah-v5's sizes, 5,000 to 10^6 transitions
     python benchmarks/checkpoint_cost.py --env Hopper-v5 --steps-per-second 440
 
-For each buffer size: the file's size and the seconds of one save_checkpoint() (the median of
+For each buffer size: the file's size, the seconds of one save_checkpoint() (the median of
 several writes, fsync and rename included), exactly as the training loop calls it: the agent,
-the config and run_state() with that many transitions. Then the share of a run's time
-that checkpointing takes when model.pt is written every --eval-every steps: the write times,
-interpolated between the sizes measured, summed over a run's checkpoints, against the run's
-training time at --steps-per-second (the MuJoCo table's steps/s while learning).
+the config and run_state() with that many transitions; of that, the checksum's seconds; and the
+seconds of one verified read, load_checkpoint(resume=True) as --resume does it (checksum and
+field checks included). Then the share of a run's time that checkpointing takes when model.pt is
+written every --eval-every steps, and the checksum's part of it: the times, interpolated between
+the sizes measured, summed over a run's checkpoints, against the run's training time at
+--steps-per-second (the MuJoCo table's steps/s while learning).
 
 The files are written under --dir (default: runs/, beside ddpg.py), on the disk a real run
 writes to: /tmp may be a RAM disk, where fsync costs nothing.
@@ -27,7 +29,8 @@ from harness import ROOT, ddpg
 
 
 def write_seconds(run: ddpg.Run, size: int, path: Path, repeats: int) -> tuple:
-    """(median seconds, bytes) of save_checkpoint with `size` transitions in the buffer."""
+    """(median seconds of a write, of its checksum and of a verified read, bytes) of save_checkpoint with
+    `size` transitions in the buffer."""
     rng = np.random.default_rng(0)
     b = run.buffer
     n = size - b.size  # grow the buffer to `size` with random transitions (their values do not matter)
@@ -35,12 +38,18 @@ def write_seconds(run: ddpg.Run, size: int, path: Path, repeats: int) -> tuple:
         field = getattr(b, name)
         field[b.size:size] = rng.standard_normal((n,) + field.shape[1:], dtype=np.float32)
     b.size, b.pos = size, size % b.capacity
-    times = []
+    times = {"write": [], "checksum": [], "read": []}
     for _ in range(repeats):
         start = time.perf_counter()
         ddpg.save_checkpoint(path, run.agent, run.cfg, size, run.env, run=ddpg.run_state(run))
-        times.append(time.perf_counter() - start)
-    return statistics.median(times), path.stat().st_size
+        times["write"].append(time.perf_counter() - start)
+        start = time.perf_counter()
+        ddpg.checksum({"run": ddpg.run_state(run)})  # the buffer is nearly all of what it hashes
+        times["checksum"].append(time.perf_counter() - start)
+        start = time.perf_counter()
+        ddpg.load_checkpoint(path, resume=True)  # read, verified and checked, as --resume reads it
+        times["read"].append(time.perf_counter() - start)
+    return (*(statistics.median(times[k]) for k in ("write", "checksum", "read")), path.stat().st_size)
 
 
 def main(argv=None) -> int:
@@ -52,7 +61,7 @@ def main(argv=None) -> int:
     p.add_argument("--run-steps", nargs="+", type=int, default=[100_000, 300_000, 1_000_000],
                    help="run lengths whose checkpointing share is reported")
     p.add_argument("--steps-per-second", type=float, default=400.0,
-                   help="training speed for the share (default: about HalfCheetah-v5's, MuJoCo table)")
+                   help="training speed for the share (default: about HalfCheetah-v5's at 64-64, MuJoCo table)")
     p.add_argument("--dir", type=Path, default=ROOT / "runs", help="where the test files go (then removed)")
     args = p.parse_args(argv)
 
@@ -65,24 +74,27 @@ def main(argv=None) -> int:
         path = Path(folder) / "model.pt"
         print(f"{args.env}: {env.observation_space.shape[0]} observation and {env.action_space.shape[0]} action "
               f"dimensions; model.pt written to {args.dir}, median of {args.repeats} writes\n")
-        print("| transitions in the buffer | model.pt (MB) | seconds per write |")
-        print("|---|---|---|")
+        print("| transitions in the buffer | model.pt (MB) | seconds per write | of which the checksum | "
+              "seconds per verified read |")
+        print("|---|---|---|---|---|")
         measured = []
         for size in args.sizes:
-            seconds, size_bytes = write_seconds(run, size, path, args.repeats)
-            measured.append(seconds)
-            print(f"| {size:,} | {size_bytes / 1e6:,.1f} | {seconds:.3f} |", flush=True)
+            write, check, read, size_bytes = write_seconds(run, size, path, args.repeats)
+            measured.append((write, check))
+            print(f"| {size:,} | {size_bytes / 1e6:,.1f} | {write:.3f} | {check:.3f} | {read:.3f} |", flush=True)
     env.close()
 
     print(f"\nmodel.pt every {cfg.eval_every:,} steps, at {args.steps_per_second:,.0f} steps/s "
           "(buffer up to --buffer-size, 10^6):\n")
-    print("| run | checkpoints | seconds writing | seconds training | share |")
-    print("|---|---|---|---|---|")
+    print("| run | checkpoints | seconds writing | of which the checksum | seconds training | share | "
+          "the checksum's share |")
+    print("|---|---|---|---|---|---|---|")
     for steps in args.run_steps:
-        at = np.arange(cfg.eval_every, steps + 1, cfg.eval_every)
-        writing = float(np.interp(np.minimum(at, cfg.buffer_size), args.sizes, measured).sum())
+        at = np.minimum(np.arange(cfg.eval_every, steps + 1, cfg.eval_every), cfg.buffer_size)
+        writing, checking = (float(np.interp(at, args.sizes, [m[k] for m in measured]).sum()) for k in (0, 1))
         training = steps / args.steps_per_second
-        print(f"| {steps:,} steps | {len(at)} | {writing:,.1f} | {training:,.0f} | {writing / training:.1%} |")
+        print(f"| {steps:,} steps | {len(at)} | {writing:,.1f} | {checking:,.1f} | {training:,.0f} | "
+              f"{writing / training:.1%} | {checking / training:.2%} |")
     return 0
 
 
