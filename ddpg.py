@@ -800,7 +800,8 @@ class ReplayableEnv(gym.Wrapper):
         if np.array_equal(obs, episode["obs"].numpy()):
             return True
         warn(f"{self.id} did not replay the episode in progress to the same state (it is not deterministic given "
-             "its seed and the actions): the run goes on from a new episode, no longer exactly")
+             "its seed and the actions, or the episode saved in model.pt was changed): the run goes on from a new "
+             "episode, no longer exactly")
         return False
 
 
