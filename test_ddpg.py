@@ -1750,15 +1750,17 @@ def test_td3_bridge_tables_by_hand(tmp_path):
 
 
 def test_mujoco_1m_table_and_curves_by_hand(tmp_path):
-    for seed in (0, 1):  # at 1,000,000 steps; seed 2 still running: left out of the row
+    for seed in (0, 1):  # at 64-64, at 1,000,000 steps; seed 2 still running: left out of the row
         fake_suite_run(tmp_path / f"mujoco-1m/runs/ours/Hopper-v5/seed{seed}", [100 + 100 * seed, 300 + 100 * seed,
                        200 + 100 * seed, 900 + 100 * seed], q_start=400, mc_return=100, every=250_000,
                        length=300 * seed)
     fake_suite_run(tmp_path / "mujoco-1m/runs/ours/Hopper-v5/seed2", [0, 0], q_start=0, mc_return=1, every=250_000)
     fake_suite_run(tmp_path / "mujoco-1m-ant-td3-no-contact-forces/runs/ours/Ant-v5/seed0", [50, 70],
                    q_start=30, mc_return=60)
-    # the follow-up: Walker2d-v5 TD3 at 64-64 (10^6 steps) against 400-300 (500,000 so far), read up to 500,000
+    # the follow-up: Walker2d-v5 TD3 at 64-64 (10^6 steps), 256-256 and 400-300 (500,000 so far), read to 500,000
     fake_suite_run(tmp_path / "mujoco-1m-td3/runs/ours/Walker2d-v5/seed0", [1000, 3500, 2000, 4000], q_start=50,
+                   mc_return=100, every=250_000)
+    fake_suite_run(tmp_path / "mujoco-1m-256-td3/runs/ours/Walker2d-v5/seed0", [2000, 3600], q_start=60,
                    mc_return=100, every=250_000)
     fake_suite_run(tmp_path / "mujoco-1m-walker2d-td3-400-300/runs/ours/Walker2d-v5/seed0", [3200, 2800],
                    q_start=80, mc_return=100, every=250_000)
@@ -1766,17 +1768,25 @@ def test_mujoco_1m_table_and_curves_by_hand(tmp_path):
                           capture_output=True, text=True)
     assert proc.returncode == 0, proc.stderr
     table = (tmp_path / "mujoco-1m" / "table.md").read_text()
-    # mean curve 150, 350, 250, 950: its max 950, the seeds 900 and 1,000; last 10: 375 and 475; Q 400 on 100 collected
-    assert ("| Hopper-v5 | DDPG | 1,000,000 | 2 (+1 at 500,000) | 950 (± 50) | 425 (± 50) | 4.00 | 4% | 1,860 | 1,577 "
-            "| 2,197 |" in table), table
-    assert "| Ant-v5 without contact forces | TD3 | 2,000 (running) | 1 | 70 (± 0) | 60 (± 0) | 0.50 | 2% | 4,372 | - |" in table
-    assert "| Walker2d-v5 | DDPG | not started | 0 |" in table and "**Tianshou**" in table
-    follow_up = table.split("Issue 21, item 4")[1]  # 64-64's 4,000 at 10^6 is past the 400-300 run: left out
-    assert "read up to step 500,000" in follow_up and "| 64-64 (the preset) | 1 | 3,500 (± 0) | 2,250 (± 0) |" in follow_up
+    wide, narrow = table.split("The published figures")[0].split("The same at 64-64")  # the preset's, then 64-64
+    # 256-256: Walker2d TD3's one seed, running; its last 10 are its two evaluations, 2,000 and 3,600
+    assert "| Walker2d-v5 | TD3 | 500,000 (running) | 1 | 3,600 (± 0) | 2,800 (± 0) | 0.60 | 2% | 0.00 | 4,683 |" in wide
+    assert "| Hopper-v5 | DDPG | not started | 0 |" in wide
+    # 64-64: mean curve 150, 350, 250, 950: its max 950, the seeds 900 and 1,000; last 10: 375 and 475; Q 400 on 100
+    assert ("| Hopper-v5 | DDPG | 1,000,000 | 2 (+1 at 500,000) | 950 (± 50) | 425 (± 50) | 4.00 | 4% | 0.00 | 1,860 "
+            "| 1,577 | 2,197 |" in narrow), narrow
+    assert "| Ant-v5 without contact forces | TD3 | 2,000 (running) | 1 | 70 (± 0) | 60 (± 0) | 0.50 | 2% | 0.00 | 4,372 | - |" in narrow
+    assert "| Walker2d-v5 | DDPG | not started | 0 |" in narrow and "**Tianshou**" in table
+    follow_up = table.split("Issue 21, item 4")[1]  # 64-64's 4,000 at 10^6 is past the others' runs: left out
+    assert "read up to step 500,000" in follow_up
+    assert "| 64-64 (the preset until v5) | 1 | 3,500 (± 0) | 2,250 (± 0) |" in follow_up, follow_up
+    assert "| 256-256 (the preset) | 1 | 3,600 (± 0) | 2,800 (± 0) | 60.0 | 100.0 | 0.60 |" in follow_up, follow_up
     assert "| 400-300 (the paper's) | 1 | 3,200 (± 0) | 3,000 (± 0) | 80.0 | 100.0 | 0.80 |" in follow_up, follow_up
     assert "| 64-64 | seed0 | 1,000,000 | 3,500 (500,000) | 500,000 |" in follow_up, follow_up
+    assert "| 256-256 | seed0 | 500,000 | 3,600 (500,000) | 500,000 |" in follow_up, follow_up
     assert "| 400-300 | seed0 | 500,000 | 3,200 (250,000) | 250,000 |" in follow_up, follow_up
-    assert json.loads((tmp_path / "mujoco-1m" / "table.json").read_text())["Hopper-v5 DDPG"]["until"] == 1_000_000
+    rows = json.loads((tmp_path / "mujoco-1m" / "table.json").read_text())
+    assert rows["Hopper-v5 DDPG at 64-64"]["until"] == 1_000_000 and rows["Walker2d-v5 TD3"]["until"] == 500_000
     # per seed: the best evaluation and its step, the last 10 (here all 4), and over the last 100,000 steps the
     # episode lengths (seed 1's at 999,999 only: 304) and the actions at a bound (the record at 10^6: 4%)
     assert "| Hopper-v5 | DDPG | seed0 | 1,000,000 | 900 (1,000,000) | 375 | 4.00 | - | 4% |" in table, table
@@ -1784,6 +1794,7 @@ def test_mujoco_1m_table_and_curves_by_hand(tmp_path):
     assert "| Hopper-v5 | DDPG | seed2 | 500,000 | 0 (250,000) | 0 | 0.00 | - | 2% |" in table, table
     html = (tmp_path / "mujoco-1m" / "curves.html").read_text()
     assert "Ant-v5 without contact forces" in html and "TD3 paper: DDPG" in html and "Tianshou: TD3" in html
+    assert "TD3 (ddpg.py --td3) at 256-256" in html and "DDPG (ddpg.py) at 64-64" in html  # both widths drawn
     assert "TD3 at 400-300 (--td3 --hidden-sizes 400 300)" in html  # the follow-up's curve, on Walker2d-v5
 
 

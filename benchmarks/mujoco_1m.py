@@ -10,9 +10,10 @@ clone. A setting whose runs are still short of 1,000,000 steps is read up to the
 and the table says which step that is. Per task and algorithm: the max of the seed-mean evaluation curve
 and the mean of each seed's last 10 evaluations (each +- the std over seeds), the critic's Q(s0, mu(s0))
 over the discounted return the policy then collected (last 10 evaluations; above 1 overestimates) and the
-peak share of saturated actions, beside the published figures (SOURCES says what each one measures).
-Below them, the follow-up of issue 21's item 4: Walker2d-v5 TD3 with the preset's 64-64 networks against
-the paper's 400-300, both read up to the step every seed of both reached.
+peak share of saturated actions and the hours a run took, beside the published figures (SOURCES says what
+each one measures). First at the MuJoCo preset's 256-256 networks (since v5), then at 64-64 (the preset
+before, the cheaper setting). Below them, the follow-up of issue 21's item 4: Walker2d-v5 TD3 at 64-64,
+256-256 and the paper's 400-300, read up to the step every seed of them reached.
 """
 
 import argparse
@@ -30,9 +31,10 @@ from td3_bridge import PAPER, figures, runs_of
 from td3_bridge import table as bridge_table
 
 TASKS = ("HalfCheetah-v5", "Hopper-v5", "Walker2d-v5", "Ant-v5")
-FOLDERS = {  # (task family, algorithm): the results folder of benchmarks/mujoco_1m.sh
-    ("three", "DDPG"): "mujoco-1m", ("three", "TD3"): "mujoco-1m-td3",
-    ("Ant-v5", "DDPG"): "mujoco-1m-ant-no-contact-forces", ("Ant-v5", "TD3"): "mujoco-1m-ant-td3-no-contact-forces"}
+FOLDERS = {  # (task family, algorithm): the results folder of benchmarks/mujoco_1m.sh, after its width's prefix
+    ("three", "DDPG"): "", ("three", "TD3"): "-td3",
+    ("Ant-v5", "DDPG"): "-ant-no-contact-forces", ("Ant-v5", "TD3"): "-ant-td3-no-contact-forces"}
+WIDTHS = {"256-256": "mujoco-1m-256", "64-64": "mujoco-1m"}  # the preset's since v5, and before
 BUDGET = 1_000_000
 FOLLOW_UP = "mujoco-1m-walker2d-td3-400-300"  # issue 21, item 4: Walker2d-v5 TD3 with the paper's 400-300 networks
 
@@ -61,13 +63,13 @@ def title(task: str) -> str:
     return f"{task} without contact forces" if task == "Ant-v5" else task
 
 
-def folder_of(task: str, algorithm: str) -> str:
-    return FOLDERS[(task if task == "Ant-v5" else "three", algorithm)]
+def folder_of(task: str, algorithm: str, width: str) -> str:
+    return WIDTHS[width] + FOLDERS[(task if task == "Ant-v5" else "three", algorithm)]
 
 
-def settings(results: Path) -> dict:
-    """{(task, algorithm): the runs that have an evaluation}, for every task and algorithm."""
-    return {(task, algorithm): runs_of(results / folder_of(task, algorithm), task)
+def settings(results: Path, width: str) -> dict:
+    """{(task, algorithm): the runs that have an evaluation}, for every task and algorithm, at that width."""
+    return {(task, algorithm): runs_of(results / folder_of(task, algorithm, width), task)
             for task in TASKS for algorithm in ("DDPG", "TD3")}
 
 
@@ -89,13 +91,14 @@ def running_at(steps: list) -> str:
 
 def table(found: dict) -> tuple:
     lines = ["| task | algorithm | read up to step | seeds | max of mean curve (± std) | mean of last 10 evals "
-             "(± std) | Q / collected | peak saturation | TD3 paper | CleanRL | Tianshou |", "|---" * 11 + "|"]
+             "(± std) | Q / collected | peak saturation | hours per run | TD3 paper | CleanRL | Tianshou |",
+             "|---" * 12 + "|"]
     rows = {}
     for (task, algorithm), runs in found.items():
         published = " | ".join(f"{v:,}" if (v := PUBLISHED[s][task][algorithm == "TD3"]) else "-" for s in PUBLISHED)
         name = title(task)
         if not runs:
-            lines.append(f"| {name} | {algorithm} | not started | 0 | - | - | - | - | {published} |")
+            lines.append(f"| {name} | {algorithm} | not started | 0 | - | - | - | - | - | {published} |")
             continue
         runs, running = shown(runs)
         until = min(last_step(run) for run in runs)
@@ -107,7 +110,7 @@ def table(found: dict) -> tuple:
         lines.append(f"| {name} | {algorithm} | {until:,}{'' if until >= BUDGET else ' (running)'} | {f['seeds']}"
                      f"{running_at(f['running'])} | "
                      f"{f['max_mean_curve']:,.0f} (± {f['max_mean_curve_std']:,.0f}) | {f['last10_mean']:,.0f} "
-                     f"(± {f['last10_std']:,.0f}) | {q} | {sat} | {published} |")
+                     f"(± {f['last10_std']:,.0f}) | {q} | {sat} | {f['hours']:.2f} | {published} |")
     return lines, rows
 
 
@@ -131,14 +134,16 @@ def per_seed(found: dict, window: int = 100_000) -> list:
     return lines
 
 
-def follow_up(found: dict, wide: list, walks: float = 3000) -> tuple:
-    """Is the 64-64 preset why Walker2d-v5's TD3 falls short? The preset's runs against the same runs with the
-    paper's 400-300 networks, both read up to the step every seed of both reached; then each seed up to there:
-    its best evaluation and when, and the first evaluation at `walks` or above (the gait found)."""
+def follow_up(found: dict, old: dict, wide: list, walks: float = 3000) -> tuple:
+    """Was the 64-64 preset why Walker2d-v5's TD3 fell short, and does 256-256 do what 400-300 does? The runs
+    at each width, read up to the step every seed of them reached; then each seed up to there: its best
+    evaluation and when, and the first evaluation at `walks` or above (the gait found)."""
     if not wide:
         return [], None
-    both = {"64-64 (the preset)": found[("Walker2d-v5", "TD3")], "400-300 (the paper's)": wide}
-    lines, rows = bridge_table("Walker2d-v5", both, "TD3: the preset's 64-64 networks against the paper's 400-300")
+    both = {"64-64 (the preset until v5)": old[("Walker2d-v5", "TD3")], "256-256 (the preset)":
+            found[("Walker2d-v5", "TD3")], "400-300 (the paper's)": wide}
+    both = {name: runs for name, runs in both.items() if runs}
+    lines, rows = bridge_table("Walker2d-v5", both, "TD3 at 64-64, 256-256 and the paper's 400-300")
     until = rows["until"]
     lines += [f"Per seed, up to step {until:,}:", "", f"| networks | seed | reached | best evaluation (at step) | "
               f"first evaluation at {walks:,.0f} or above |", "|---" * 5 + "|"]
@@ -158,10 +163,10 @@ def arrays(runs: list) -> list:
             for r in runs]
 
 
-def curves_figure(found: dict, wide: list) -> dict:
+def curves_figure(found: dict, old: dict, wide: list) -> dict:
     """The four tasks side by side (2 x 2): DDPG's and TD3's seed-mean evaluation curves with their
-    min-max band, and the published figures as marks at 1,000,000 steps; on Walker2d-v5 also TD3 at
-    400-300 (the follow-up), up to the step all its seeds reached."""
+    min-max band at 256-256 and, dotted, at 64-64, and the published figures as marks at 1,000,000 steps;
+    on Walker2d-v5 also TD3 at 400-300 (the follow-up), up to the step all its seeds reached."""
     traces, layout = [], {}
     for k, task in enumerate(TASKS, 1):
         axis = "" if k == 1 else str(k)
@@ -175,11 +180,13 @@ def curves_figure(found: dict, wide: list) -> dict:
             {"text": f"<b>{name}</b>", "xref": f"x{axis} domain", "yref": f"y{axis} domain", "x": 0.02, "y": 1.08,
              "showarrow": False, "xanchor": "left"})
         for algorithm in ("DDPG", "TD3"):
-            curves = arrays(shown(found[(task, algorithm)])[0])
-            label = f"{algorithm} (ddpg.py{' --td3' if algorithm == 'TD3' else ''}): mean over seeds"
-            for trace in ddpg.line(label, curves, COLORS[algorithm], axis=axis):
-                trace["showlegend"] = k == 1 and trace.get("showlegend", True)
-                traces.append(trace)
+            for width, runs, dash in (("256-256", found, "solid"), ("64-64", old, "dot")):
+                curves = arrays(shown(runs[(task, algorithm)])[0])
+                label = f"{algorithm} (ddpg.py{' --td3' if algorithm == 'TD3' else ''}) at {width}: mean over seeds"
+                for trace in ddpg.line(label, curves, COLORS[algorithm], axis=axis, dash=dash,
+                                       width=2 if dash == "solid" else 1):
+                    trace["showlegend"] = k == 1 and trace.get("showlegend", True)
+                    traces.append(trace)
             for i, (source, values) in enumerate(PUBLISHED.items()):  # side by side at 10^6, not on top
                 value = values[task][algorithm == "TD3"]
                 if value is not None:
@@ -192,7 +199,7 @@ def curves_figure(found: dict, wide: list) -> dict:
             traces += ddpg.line(f"TD3 at 400-300 (--td3 --hidden-sizes 400 300): mean over {len(wide)} seeds, "
                                 "Walker2d-v5 only", arrays(wide), COLORS["TD3 at 400-300"], axis=axis, dash="dot")
     done = sum(last_step(run) >= BUDGET for runs in found.values() for run in runs)
-    return ddpg.figure(traces, "DDPG and TD3 (ddpg.py, MuJoCo preset, 64-64) against the published figures at "
+    return ddpg.figure(traces, "DDPG and TD3 (ddpg.py, MuJoCo preset: 256-256; dotted: 64-64) against the published figures at "
                        f"1,000,000 steps<br><sup>{done} of 24 runs there{' so far' if done < 24 else ''}; a curve is the mean of the seeds "
                        "that reached 10^6 (else of all, up to the step all reached), its band their min-max</sup>",
                        height=820, width=1150, **layout,
@@ -218,22 +225,28 @@ def main(argv=None) -> int:
                    help="the folder holding mujoco_1m.sh's results folders")
     p.add_argument("--png", type=Path, metavar="FILE", help="also draw the curves into this PNG (needs Chromium)")
     args = p.parse_args(argv)
-    found = settings(args.results)
+    found, old = settings(args.results, "256-256"), settings(args.results, "64-64")
     lines, rows = table(found)
+    old_lines, old_rows = table(old)
+    rows.update({f"{name} at 64-64": row for name, row in old_rows.items()})
     wide = runs_of(args.results / FOLLOW_UP, "Walker2d-v5")
-    extra, compared = follow_up(found, wide)
+    extra, compared = follow_up(found, old, wide)
     if compared:
-        rows["Walker2d-v5 TD3, 64-64 against 400-300"] = compared
+        rows["Walker2d-v5 TD3, 64-64, 256-256 and 400-300"] = compared
     out = args.results / "mujoco-1m"
     out.mkdir(parents=True, exist_ok=True)
     text = "\n".join(["DDPG and TD3 at 1,000,000 steps: `python benchmarks/mujoco_1m.py` over the runs of "
-                      "`benchmarks/mujoco_1m.sh` (MuJoCo preset: 64-64 networks, batch 256, gamma 0.99, "
+                      "`benchmarks/mujoco_1m.sh` (MuJoCo preset: 256-256 networks, batch 256, gamma 0.99, "
                       "10,000 random steps; 10 deterministic evaluation episodes every 5,000 steps; ± is the std "
-                      "over seeds)", ""] + lines + ["", "The published figures:", ""]
+                      "over seeds; hours per run: training time, one core each, two runs side by side)", ""] + lines
+                     + ["", "The same at 64-64, the MuJoCo preset until v5 and the cheaper setting (in "
+                        f"`{WIDTHS['64-64']}*`):", ""] + old_lines + ["", "The published figures:", ""]
                      + [f"- **{s}**: {what}" for s, what in SOURCES.items()]
-                     + ["", "Per seed (what benchmarks/README's analysis quotes):", ""] + per_seed(found)
+                     + ["", "Per seed (what benchmarks/README's analysis quotes), 256-256:", ""] + per_seed(found)
+                     + ["", "Per seed, 64-64:", ""] + per_seed(old)
                      + (["", "Issue 21, item 4: `mujoco_1m.sh`'s follow-up, the same TD3 runs on Walker2d-v5 with "
-                         "`--hidden-sizes 400 300`, in " + FOLLOW_UP, ""] + extra if extra else [])) + "\n"
+                         "`--hidden-sizes 400 300`, in " + FOLLOW_UP + ", beside 64-64 and 256-256", ""] + extra
+                        if extra else [])) + "\n"
     print(text)
     (out / "table.md").write_text(text)
     (out / "table.json").write_text(json.dumps(rows, indent=1) + "\n")
@@ -241,7 +254,7 @@ def main(argv=None) -> int:
     html = out / "curves.html"
     html.write_text("<!DOCTYPE html><html><head><meta charset='utf-8'><title>DDPG and TD3 at 10^6 steps</title>"
                     "<style>body{margin:0}</style><script>" + ddpg.plotly_js().decode() + "</script></head><body>"
-                    + pio.to_html(curves_figure(found, wide), full_html=False, include_plotlyjs=False, validate=False,
+                    + pio.to_html(curves_figure(found, old, wide), full_html=False, include_plotlyjs=False, validate=False,
                                   config={"displayModeBar": False})
                     + "</body></html>")
     print(f"wrote {out / 'table.md'}, {html}")
