@@ -1327,10 +1327,15 @@ def check_fields(data: dict, path, resume: bool) -> None:
             raise ConfigError(f"{path}: its {name} is not {want}; a ddpg.py checkpoint edited by hand, or written by "
                               "something else, cannot be used")
 
-    config, low, high, kinds = data["config"], data["action_low"], data["action_high"], {f.name: f.type for f in fields(Config)}
+    config, low, high = data["config"], data["action_low"], data["action_high"]
+    kinds = {f.name: f.type for f in fields(Config)}
     check("config", lambda: isinstance(config, dict), "a dict of settings")
     for name in (name for name in config if name in kinds):
         check(f"config's {name}", lambda: typed(config[name], kinds[name]), f"a {kinds[name].__name__}")
+    try:  # and values that a run could have been started with
+        check_config(Config(**{name: value for name, value in config.items() if name in kinds}))
+    except ConfigError as e:
+        raise ConfigError(f"{path}: its config cannot be a run's: {e}") from None
     check("step", lambda: integer(data["step"]), "a count of steps (an integer >= 0)")
     check("obs_dim", lambda: integer(data["obs_dim"], 1), "a positive integer")
     check("action bounds", lambda: isinstance(low, list) and isinstance(high, list) and 0 < len(low) == len(high)

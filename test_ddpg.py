@@ -1258,21 +1258,22 @@ def episode_actions(data):
 
 
 @pytest.mark.parametrize("edit, field", [
-    (lambda d: d["run"]["buffer"]["s"].__setitem__((0, 0), float("nan")), "run's buffer s"),
-    (lambda d: d["run"]["buffer"]["a"].__setitem__((3, 0), float("inf")), "run's buffer a"),
-    (lambda d: d["run"]["buffer"].__setitem__("r", d["run"]["buffer"]["r"][:-1]), "run's buffer"),
-    (lambda d: d["run"]["episode"].__setitem__("actions", episode_actions(d)[:-1]), "run's episode"),
-    (lambda d: d["run"]["episode"].__setitem__("actions", torch.cat([episode_actions(d)] * 2)), "run's episode"),
-    (lambda d: d["run"]["episode"].__setitem__("actions", episode_actions(d)[:0]), "run's episode"),
-    (lambda d: episode_actions(d).fill_(float("nan")), "run's episode"),
-    (lambda d: d["run"]["episode"].__setitem__("actions", torch.zeros(len(episode_actions(d)), 2)), "run's episode"),
-    (lambda d: d["run"].__setitem__("rng", {"state": 3}), "run's rng"),
-    (lambda d: d["run"].__setitem__("sampler", torch.zeros(3, dtype=torch.uint8)), "run's sampler"),
-    (lambda d: d["run"].__setitem__("best", "high"), "run's best"),
-    (lambda d: d["run"].__setitem__("buffer_pos", 99), "run's buffer_pos"),
-    (lambda d: d.__setitem__("step", "12"), "step"),
-    (lambda d: d["config"].__setitem__("gamma", "0.99"), "config's gamma"),
-    (lambda d: d["critic_optimizer"]["state"][0]["exp_avg"].fill_(float("nan")), "critic_optimizer's state"),
+    (lambda d: d["run"]["buffer"]["s"].__setitem__((0, 0), float("nan")), "run's buffer s is not"),
+    (lambda d: d["run"]["buffer"]["a"].__setitem__((3, 0), float("inf")), "run's buffer a is not"),
+    (lambda d: d["run"]["buffer"].__setitem__("r", d["run"]["buffer"]["r"][:-1]), "run's buffer is not"),
+    (lambda d: d["run"]["episode"].__setitem__("actions", episode_actions(d)[:-1]), "run's episode is not"),
+    (lambda d: d["run"]["episode"].__setitem__("actions", torch.cat([episode_actions(d)] * 2)), "run's episode is not"),
+    (lambda d: d["run"]["episode"].__setitem__("actions", episode_actions(d)[:0]), "run's episode is not"),
+    (lambda d: episode_actions(d).fill_(float("nan")), "run's episode is not"),
+    (lambda d: d["run"]["episode"].__setitem__("actions", torch.zeros(len(episode_actions(d)), 2)), "run's episode is not"),
+    (lambda d: d["run"].__setitem__("rng", {"state": 3}), "run's rng is not"),
+    (lambda d: d["run"].__setitem__("sampler", torch.zeros(3, dtype=torch.uint8)), "run's sampler is not"),
+    (lambda d: d["run"].__setitem__("best", "high"), "run's best is not"),
+    (lambda d: d["run"].__setitem__("buffer_pos", 99), "run's buffer_pos is not"),
+    (lambda d: d.__setitem__("step", "12"), "step is not"),
+    (lambda d: d["config"].__setitem__("gamma", "0.99"), "config's gamma is not"),
+    (lambda d: d["config"].__setitem__("gamma", 5), "config cannot be a run's: --gamma must be in [0, 1), got 5"),
+    (lambda d: d["critic_optimizer"]["state"][0]["exp_avg"].fill_(float("nan")), "critic_optimizer's state is not"),
 ])
 def test_a_checkpoint_edited_by_hand_is_refused_before_the_first_step_naming_the_field(tmp_path, capsys, edit, field):
     run = ddpg.train(quick(tmp_path), quiet=True)["run_dir"]
@@ -1282,7 +1283,7 @@ def test_a_checkpoint_edited_by_hand_is_refused_before_the_first_step_naming_the
     resave(data, run / "model.pt")  # intact: its checksum fits what it now holds
     before = (run / "metrics.jsonl").read_text()
     capsys.readouterr()
-    err = fails(["--resume", str(run), "--total-steps", "24"], capsys, f"its {field} is not", "model.pt")
+    err = fails(["--resume", str(run), "--total-steps", "24"], capsys, f"its {field}", "model.pt")
     assert "not deterministic" not in err and (run / "metrics.jsonl").read_text() == before
 
 
