@@ -1245,14 +1245,18 @@ def load_checkpoint(path, resume: bool = False) -> dict:
     field by field (check_fields). With resume=True it must also hold a run (model.pt)."""
     if Path(path).is_dir():
         raise ConfigError(f"--load wants a file such as {Path(path) / 'model.pt'}, got a folder")
-    try:  # mmap: tensors are read from the file when used, so a 170 MB buffer costs nothing until then
+    try:  # mmap: tensors are read from the file as they are used (by the checksum first), not copied
         data = torch.load(path, map_location="cpu", weights_only=True, mmap=True)
     except FileNotFoundError:
         raise ConfigError(f"checkpoint not found: {path}") from None
     except Exception as e:
         raise ConfigError(f"cannot read checkpoint {path}: corrupt or not a ddpg.py checkpoint "
                           f"({type(e).__name__})") from None
-    if isinstance(data, dict) and "checksum" in data and data["checksum"] != checksum(data):
+    try:
+        damaged = isinstance(data, dict) and "checksum" in data and data["checksum"] != checksum(data)
+    except Exception:  # a value the walk cannot read
+        damaged = True
+    if damaged:
         raise ConfigError(f"{path} is damaged: what it holds does not match the checksum it was saved with "
                           "(a failing disk or an interrupted copy); it is left as it is")
     if not isinstance(data, dict) or data.get("format") != CHECKPOINT_FORMAT:
