@@ -146,8 +146,6 @@ TD3 = dict(twin_critics=True, target_noise=0.2, target_noise_clip=0.5, policy_de
 
 # Settings per task family, measured on this project's machine (README, "How the settings were
 # chosen"). A flag given on the command line always wins over its preset.
-
-
 PRESETS = {
     "mujoco": dict(hidden_sizes=(256, 256), total_steps=1_000_000, learning_starts=10_000, batch_size=256,
                    gamma=0.99, eval_every=5_000, log_every=5_000),
@@ -720,17 +718,24 @@ def resolve_device(name: str) -> tuple:
 
 # What --device auto rests on: benchmarks/gpu_speed.py on one H200 against its own CPU cores, HalfCheetah-v5,
 # steps/s while learning (benchmarks/results/gpu-2026-12-01). Three runs sharing that GPU each ran at a third.
-
-
 GPU_SPEEDUP = "3.1x (64-64) to 6.7x (400-300)"
 
 
-def physical_memory() -> float:
-    """Bytes of memory in this machine (infinite where the operating system does not say)."""
+def check_memory(cfg: Config, obs_dim: int, action_dim: int) -> None:
+    """Refuse a replay buffer and networks larger than this machine's memory (where the operating system
+    says how much there is), before numpy or torch fail to allocate them, or the kernel kills the run."""
     try:
-        return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+        memory = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
     except (AttributeError, ValueError, OSError):  # Windows
-        return math.inf
+        return
+    sizes = [obs_dim + action_dim, *cfg.hidden_sizes, 1]  # the critic's layers; the actor's are about as large
+    weights = sum((a + 1) * b for a, b in zip(sizes, sizes[1:])) * (3 if cfg.twin_critics else 2)
+    # float32: the buffer's s, a, r, s2, terminated; the weights with their targets, gradients and Adam's two moments
+    need = 4 * (cfg.buffer_size * (2 * obs_dim + action_dim + 2) + 5 * weights)
+    if need > memory:
+        raise ConfigError(f"the replay buffer (--buffer-size {cfg.buffer_size:,}) and networks (--hidden-sizes "
+                          f"{as_typed(cfg.hidden_sizes)}) need {need / 2 ** 30:,.1f} GiB, more than this machine's "
+                          f"{memory / 2 ** 30:,.1f} GiB")
 
 
 def make_env(env_id: str, env_kwargs: dict = None) -> gym.Env:
@@ -831,14 +836,7 @@ def setup(cfg: Config, run_dir: Path = None):
     try:
         envs.append(make_env(cfg.env, cfg.env_kwargs))  # the evaluation environment
         env = envs[0]
-        obs, act = env.observation_space.shape[0], env.action_space.shape[0]
-        sizes = [obs + act, *cfg.hidden_sizes, 1]  # the critic's layers; the actor's are about as large
-        weights = sum((a + 1) * b for a, b in zip(sizes, sizes[1:])) * (3 if cfg.twin_critics else 2)
-        need = 4 * (cfg.buffer_size * (2 * obs + act + 2) + 5 * weights)  # float32: buffer; weights, targets, Adam
-        if need > physical_memory():
-            raise ConfigError(f"the replay buffer (--buffer-size {cfg.buffer_size:,}) and networks (--hidden-sizes "
-                              f"{as_typed(cfg.hidden_sizes)}) need {need / 2 ** 30:,.1f} GiB, more than this machine's "
-                              f"{physical_memory() / 2 ** 30:,.1f} GiB")
+        check_memory(cfg, env.observation_space.shape[0], env.action_space.shape[0])
         torch.manual_seed(cfg.seed)  # network initialisation
         agent = (agent_from_checkpoint(data, checkpoint, env, cfg, device) if data is not None else
                  new_agent(cfg, env.observation_space.shape[0], env.action_space.low, env.action_space.high, device))
@@ -858,17 +856,16 @@ def start_run(cfg: Config, quiet: bool = False) -> tuple:
     run = new_run(cfg, env, agent, step=data["step"] if data else 0)
     if cfg.resume:
         restore_run(run, data["run"])
-        keep_metrics_until(run_dir / "metrics.jsonl", run.step)
+        kept = keep_metrics_until(run_dir / "metrics.jsonl", run.step)
     del data  # with --resume it maps the old buffer, now copied
     probes = np.array([eval_env.reset(seed=cfg.seed + PROBE_SEED_OFFSET + i)[0] for i in range(cfg.probe_states)],
                       dtype=np.float32).reshape(cfg.probe_states, env.observation_space.shape[0])  # 0 probes is fine
     probes = torch.as_tensor(probes, device=agent.device)
     folder = RunFolder(run_dir, lock, run, quiet)
     if cfg.resume:  # the last evaluation, for the progress line; one the environment failed in is done again
-        evaluations = [r for r in read_metrics(run_dir)[0] if "eval_return" in r]
-        folder.last_eval = evaluations[-1]["eval_return"] if evaluations else None
-        folder.evaluation_missed = run.step % cfg.eval_every == 0 and max(
-            [r["step"] for r in evaluations] + [0]) < run.step
+        last = next((r for r in reversed(kept) if "eval_return" in r), None)
+        folder.last_eval_return = last["eval_return"] if last else None
+        folder.evaluation_missed = run.step % cfg.eval_every == 0 and (last["step"] if last else 0) < run.step
         folder.log({"step": run.step, "resumed": True, "total_steps": cfg.total_steps})
     else:
         folder.log({"step": run.step, "env": cfg.env, "algorithm": algorithm_name(cfg), "gamma": cfg.gamma,
@@ -987,11 +984,12 @@ class RunFolder:
         self.metrics = open(run_dir / "metrics.jsonl", "a", buffering=1)
         self.start = time.perf_counter() - run.elapsed
         self.last_log_time, self.last_log_step = time.perf_counter(), run.step
-        self.first_step, self.last_eval, self.evaluation_missed = run.step, None, False  # start_run sets the last two
+        self.first_step = run.step
+        self.last_eval_return, self.evaluation_missed = None, False  # on --resume start_run sets them
 
     def log(self, record: dict) -> None:
         """One line of metrics.jsonl, strict JSON: check_finite has stopped the run before any NaN gets here."""
-        self.last_eval = record.get("eval_return", self.last_eval)  # for the progress line
+        self.last_eval_return = record.get("eval_return", self.last_eval_return)  # for the progress line
         try:
             self.metrics.write(json.dumps({**record, "time": round(time.perf_counter() - self.start, 4)},
                                           allow_nan=False) + "\n")
@@ -1022,7 +1020,7 @@ class RunFolder:
                       "updates": run.updates, "sps": round(sps, 1)})
         left = int((cfg.total_steps - run.step) / max(sps, 1e-9))  # at the current (learning) speed
         recent = f"{np.mean(run.recent_returns):8.1f}" if run.recent_returns else f"{'-':>8}"
-        evaluated = f"{self.last_eval:8.1f}" if self.last_eval is not None else f"{'-':>8}"
+        evaluated = f"{self.last_eval_return:8.1f}" if self.last_eval_return is not None else f"{'-':>8}"
         self.say(f"step {run.step:>9,}/{cfg.total_steps:,} | {sps:6.0f} steps/s | return (last 10 episodes) "
                  f"{recent} | last eval {evaluated} | {f'{left // 60}:{left % 60:02d}' if run.numbers else '--:--'}"
                  " left")
@@ -1171,10 +1169,11 @@ def read_metrics(run_dir) -> tuple:
     return records, problems
 
 
-def keep_metrics_until(path: Path, step: int) -> None:
+def keep_metrics_until(path: Path, step: int) -> list:
     """On --resume, drop what a killed process logged after its last checkpoint: the
-    resumed run logs those steps again. A damaged line is named and kept as it is."""
-    lines, kept = [], []
+    resumed run logs those steps again. A damaged line is named and kept as it is.
+    Returns the records kept."""
+    lines, kept, records = [], [], []
     for n, line, record in (metrics_lines(path) if path.exists() else []):
         lines.append(line)
         if not line.endswith("\n"):  # an unfinished last line: a write the kill cut short
@@ -1183,8 +1182,10 @@ def keep_metrics_until(path: Path, step: int) -> None:
             warn(f"{path}:{n}: {DAMAGED}; kept as it is")
         if record is None or record["step"] <= step:
             kept.append(line)
+            records += [record] if record else []
     if kept != lines:
         write_atomically(path, lambda f: f.write("".join(kept).encode()))
+    return records
 
 
 # --- Checkpoints: written atomically, loaded with weights_only=True (no code is unpickled) ---
@@ -1350,11 +1351,12 @@ def check_fields(data: dict, path, resume: bool) -> None:
                 raise ConfigError(f"{path} is not a usable policy: {name}.{key} holds NaN or infinite values "
                                   "(an earlier checkpoint, such as the run's best.pt, may be sound)")
     for name in ("actor_optimizer", "critic_optimizer"):
-        check(f"{name}'s state", lambda: all(torch.isfinite(t).all() for t in tensors(data[name]) if t.is_floating_point()),
-              "finite (it holds NaN or infinities)")
+        check(f"{name}'s state", lambda: all(torch.isfinite(t).all() for t in tensors(data[name])
+                                              if t.is_floating_point()), "finite (it holds NaN or infinities)")
     if not resume:
         return
-    run, obs_dim, n_act, capacity = data["run"], data["obs_dim"], len(low), config.get("buffer_size", Config.buffer_size)
+    run, obs_dim, n_act = data["run"], data["obs_dim"], len(low)
+    capacity = config.get("buffer_size", Config.buffer_size)
     check("run", lambda: isinstance(run, dict) and isinstance(run.get("buffer"), dict), "a dict with a buffer")
     buffer, episode = run["buffer"], run.get("episode")
     n = len(buffer["r"]) if isinstance(buffer.get("r"), torch.Tensor) else -1
@@ -1369,7 +1371,8 @@ def check_fields(data: dict, path, resume: bool) -> None:
           "where the buffer writes next")
     check("run's rng", lambda: accepted(lambda state: setattr(np.random.PCG64(), "state", state), run["rng"]),
           "the state of numpy's generator")
-    check("run's sampler", lambda: accepted(torch.Generator().set_state, run["sampler"]), "the state of torch's generator")
+    check("run's sampler", lambda: accepted(torch.Generator().set_state, run["sampler"]),
+          "the state of torch's generator")
     check("run's reset_seed", lambda: run["reset_seed"] is None or integer(run["reset_seed"]), "a seed or None")
     check("run's env_rng", lambda: run["env_rng"] is None or accepted(generator_from, run["env_rng"]),
           "the state of the environment's generator, or None")
@@ -1424,9 +1427,10 @@ def load_weights(module, data: dict, path) -> None:
     the checkpoint does not fit it."""
     try:
         module.load_state_dict({k: data[k] for k in module.state_dict()})
-        for optimizer in (getattr(module, name) for name in ("actor_optimizer", "critic_optimizer") if hasattr(module, name)):
-            for p in (p for group in optimizer.param_groups for p in group["params"]):  # Adam's moments fit their weights
-                if any(tensor.shape != p.shape for tensor in optimizer.state.get(p, {}).values() if tensor.dim()):
+        optimizers = (module.actor_optimizer, module.critic_optimizer) if isinstance(module, DDPG) else ()
+        for optimizer in optimizers:  # Adam's moments must fit their weights
+            for p in (p for group in optimizer.param_groups for p in group["params"]):
+                if any(moment.shape != p.shape for moment in optimizer.state.get(p, {}).values() if moment.dim()):
                     raise ValueError("its optimizers' state does not fit the networks' shapes")
     except Exception as e:  # a missing key, a wrong shape, a value of the wrong type
         lines = [line.strip() for line in str(e).splitlines() if line.strip()] or [type(e).__name__]

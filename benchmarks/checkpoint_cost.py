@@ -5,7 +5,7 @@
 
 For each buffer size: the file's size, the seconds of one save_checkpoint() (the median of
 several writes, fsync and rename included), exactly as the training loop calls it: the agent,
-the config and run_state() with that many transitions; of that, the checksum's seconds; and the
+the config and run_state() with that many transitions; the checksum's seconds, timed alone; and the
 seconds of one verified read, load_checkpoint(resume=True) as --resume does it (checksum and
 field checks included). Then the share of a run's time that checkpointing takes when model.pt is
 written every --eval-every steps, and the checksum's part of it: the times, interpolated between
@@ -74,7 +74,7 @@ def main(argv=None) -> int:
         path = Path(folder) / "model.pt"
         print(f"{args.env}: {env.observation_space.shape[0]} observation and {env.action_space.shape[0]} action "
               f"dimensions; model.pt written to {args.dir}, median of {args.repeats} writes\n")
-        print("| transitions in the buffer | model.pt (MB) | seconds per write | of which the checksum | "
+        print("| transitions in the buffer | model.pt (MB) | seconds per write | the checksum, alone | "
               "seconds per verified read |")
         print("|---|---|---|---|---|")
         measured = []
