@@ -23,9 +23,8 @@ Where this departs from Lillicrap et al. (2015), and why (each also marked at it
      on most tasks (Fujimoto et al. 2018; the default of TD3, CleanRL and Stable-Baselines3).
      --noise ou gives the paper's process, which tasks with sparse rewards need.
   2. Hidden layers 64-64 on Pendulum-sized tasks (as good there, at an eighth of an update's cost
-     on a CPU) and 256-256 on MuJoCo (the width of CleanRL and Tianshou, at about half the cost of
-     400-300; at 64-64 Walker2d-v5 TD3 learns far slower: README, Results), not 400-300;
-     --hidden-sizes 400 300 restores the paper's.
+     on a CPU); MuJoCo keeps the paper's 400-300 (Walker2d-v5 TD3 learns far slower at 64-64, and
+     slower at CleanRL's 256-256: benchmarks/README, how the MuJoCo settings were chosen).
   3. Actor and critic learning rates both 1e-3 (paper: 1e-4 and 1e-3), batch 128 (paper:
      64), gamma 0.98 on Pendulum (paper: 0.99), tau 0.005 (paper: 0.001; the value of TD3,
      CleanRL and SB3), no L2 weight decay on the critic (paper: 1e-2), no batch
@@ -144,10 +143,10 @@ class Config:
 # TD3 (Fujimoto et al. 2018) is DDPG with its three switches on, at the paper's values.
 TD3 = dict(twin_critics=True, target_noise=0.2, target_noise_clip=0.5, policy_delay=2)
 
-# Settings per task family, measured on this project's machine (README, "How the settings were
-# chosen"). A flag given on the command line always wins over its preset.
+# Settings per task family, measured on this project's machine (benchmarks/README, "How the MuJoCo
+# settings were chosen"). A flag given on the command line always wins over its preset.
 PRESETS = {
-    "mujoco": dict(hidden_sizes=(256, 256), total_steps=1_000_000, learning_starts=10_000, batch_size=256,
+    "mujoco": dict(hidden_sizes=(400, 300), total_steps=1_000_000, learning_starts=10_000, batch_size=256,
                    gamma=0.99, eval_every=5_000, log_every=5_000),
 }
 

@@ -118,8 +118,8 @@ def test_part_a_enters_part_b_by_two_doors_only():
 def test_mujoco_ids_get_the_mujoco_preset_and_flags_override_it():
     cfg = ddpg.config_for("Hopper-v5")
     assert cfg.batch_size == ddpg.PRESETS["mujoco"]["batch_size"] == 256 and cfg.gamma == 0.99
-    assert cfg.hidden_sizes == ddpg.PRESETS["mujoco"]["hidden_sizes"] == (256, 256)  # the field's width (issue 35)
-    assert ddpg.config_for("Walker2d-v5", td3=True).hidden_sizes == (256, 256)  # one preset for every MuJoCo task
+    assert cfg.hidden_sizes == ddpg.PRESETS["mujoco"]["hidden_sizes"] == (400, 300)  # the paper's width (issue 35)
+    assert ddpg.config_for("Walker2d-v5", td3=True).hidden_sizes == (400, 300)  # one preset for every MuJoCo task
     assert ddpg.config_for("Hopper-v5", gamma=0.9, hidden_sizes=[32]).gamma == 0.9
     assert ddpg.config_for("Pendulum-v1") == ddpg.Config()  # Pendulum keeps its defaults
     assert "mujoco preset" in ddpg.settings_line(cfg)
@@ -127,7 +127,7 @@ def test_mujoco_ids_get_the_mujoco_preset_and_flags_override_it():
 
 def test_threads_follow_the_network_size_unless_given(monkeypatch):
     monkeypatch.setattr(os, "cpu_count", lambda: 2)
-    assert ddpg.config_for("Hopper-v5").threads == 2  # the preset's 256-256: two threads are 1.4-1.6x faster
+    assert ddpg.config_for("Hopper-v5").threads == 2  # the preset's 400-300: two threads are 1.4-1.6x faster
     assert ddpg.config_for("Hopper-v5", hidden_sizes=[64, 64]).threads == 1  # 64-64: a second buys nothing
     assert ddpg.config_for("Pendulum-v1").threads == 1
     assert ddpg.config_for("Pendulum-v1", hidden_sizes=[128, 128]).threads == 1
@@ -1758,10 +1758,13 @@ def test_mujoco_1m_table_and_curves_by_hand(tmp_path):
     fake_suite_run(tmp_path / "mujoco-1m/runs/ours/Hopper-v5/seed2", [0, 0], q_start=0, mc_return=1, every=250_000)
     fake_suite_run(tmp_path / "mujoco-1m-ant-td3-no-contact-forces/runs/ours/Ant-v5/seed0", [50, 70],
                    q_start=30, mc_return=60)
-    # the follow-up: Walker2d-v5 TD3 at 64-64 (10^6 steps), 256-256 and 400-300 (500,000 so far), read to 500,000
+    fake_suite_run(tmp_path / "mujoco-1m-400-300-td3/runs/ours/Walker2d-v5/seed0", [2000, 3600], q_start=60,
+                   mc_return=100, every=250_000)
+    # how the width was chosen: Walker2d-v5 TD3 at 64-64 (10^6 steps), 256-256 and 400-300 (issue 21's follow-up),
+    # those two at 500,000 so far: read to 500,000
     fake_suite_run(tmp_path / "mujoco-1m-td3/runs/ours/Walker2d-v5/seed0", [1000, 3500, 2000, 4000], q_start=50,
                    mc_return=100, every=250_000)
-    fake_suite_run(tmp_path / "mujoco-1m-256-td3/runs/ours/Walker2d-v5/seed0", [2000, 3600], q_start=60,
+    fake_suite_run(tmp_path / "mujoco-1m-256-td3/runs/ours/Walker2d-v5/seed0", [1500, 2500], q_start=70,
                    mc_return=100, every=250_000)
     fake_suite_run(tmp_path / "mujoco-1m-walker2d-td3-400-300/runs/ours/Walker2d-v5/seed0", [3200, 2800],
                    q_start=80, mc_return=100, every=250_000)
@@ -1770,7 +1773,7 @@ def test_mujoco_1m_table_and_curves_by_hand(tmp_path):
     assert proc.returncode == 0, proc.stderr
     table = (tmp_path / "mujoco-1m" / "table.md").read_text()
     wide, narrow = table.split("The published figures")[0].split("The same at 64-64")  # the preset's, then 64-64
-    # 256-256: Walker2d TD3's one seed, running; its last 10 are its two evaluations, 2,000 and 3,600
+    # 400-300: Walker2d TD3's one seed, running; its last 10 are its two evaluations, 2,000 and 3,600
     assert "| Walker2d-v5 | TD3 | 500,000 (running) | 1 | 3,600 (± 0) | 2,800 (± 0) | 0.60 | 2% | 0.00 | 4,683 |" in wide
     assert "| Hopper-v5 | DDPG | not started | 0 |" in wide
     # 64-64: mean curve 150, 350, 250, 950: its max 950, the seeds 900 and 1,000; last 10: 375 and 475; Q 400 on 100
@@ -1778,14 +1781,16 @@ def test_mujoco_1m_table_and_curves_by_hand(tmp_path):
             "| 1,577 | 2,197 |" in narrow), narrow
     assert "| Ant-v5 without contact forces | TD3 | 2,000 (running) | 1 | 70 (± 0) | 60 (± 0) | 0.50 | 2% | 0.00 | 4,372 | - |" in narrow
     assert "| Walker2d-v5 | DDPG | not started | 0 |" in narrow and "**Tianshou**" in table
-    follow_up = table.split("Issue 21, item 4")[1]  # 64-64's 4,000 at 10^6 is past the others' runs: left out
+    follow_up = table.split("How the width was chosen")[1]  # 64-64's 4,000 at 10^6 is past the others': left out
     assert "read up to step 500,000" in follow_up
     assert "| 64-64 (the preset until v5) | 1 | 3,500 (± 0) | 2,250 (± 0) |" in follow_up, follow_up
-    assert "| 256-256 (the preset) | 1 | 3,600 (± 0) | 2,800 (± 0) | 60.0 | 100.0 | 0.60 |" in follow_up, follow_up
-    assert "| 400-300 (the paper's) | 1 | 3,200 (± 0) | 3,000 (± 0) | 80.0 | 100.0 | 0.80 |" in follow_up, follow_up
+    assert "| 256-256 (CleanRL's and Tianshou's) | 1 | 2,500 (± 0) | 2,000 (± 0) | 70.0 | 100.0 | 0.70 |" in follow_up
+    assert "| 400-300 (the paper's, the preset) | 1 | 3,200 (± 0) | 3,000 (± 0) | 80.0 | 100.0 | 0.80 |" in follow_up
     assert "| 64-64 | seed0 | 1,000,000 | 3,500 (500,000) | 500,000 |" in follow_up, follow_up
-    assert "| 256-256 | seed0 | 500,000 | 3,600 (500,000) | 500,000 |" in follow_up, follow_up
+    assert "| 256-256 | seed0 | 500,000 | 2,500 (500,000) | - |" in follow_up, follow_up
     assert "| 400-300 | seed0 | 500,000 | 3,200 (250,000) | 250,000 |" in follow_up, follow_up
+    chosen = table.split("The 256-256 runs per seed")[1]
+    assert "| Walker2d-v5 | TD3 | seed0 | 500,000 | 2,500 (500,000) | 2,000 | 0.70 | - | 2% |" in chosen, chosen
     rows = json.loads((tmp_path / "mujoco-1m" / "table.json").read_text())
     assert rows["Hopper-v5 DDPG at 64-64"]["until"] == 1_000_000 and rows["Walker2d-v5 TD3"]["until"] == 500_000
     # per seed: the best evaluation and its step, the last 10 (here all 4), and over the last 100,000 steps the
@@ -1795,8 +1800,8 @@ def test_mujoco_1m_table_and_curves_by_hand(tmp_path):
     assert "| Hopper-v5 | DDPG | seed2 | 500,000 | 0 (250,000) | 0 | 0.00 | - | 2% |" in table, table
     html = (tmp_path / "mujoco-1m" / "curves.html").read_text()
     assert "Ant-v5 without contact forces" in html and "TD3 paper: DDPG" in html and "Tianshou: TD3" in html
-    assert "TD3 (ddpg.py --td3) at 256-256" in html and "DDPG (ddpg.py) at 64-64" in html  # both widths drawn
-    assert "TD3 at 400-300 (--td3 --hidden-sizes 400 300)" in html  # the follow-up's curve, on Walker2d-v5
+    assert "TD3 (ddpg.py --td3) at 400-300" in html and "DDPG (ddpg.py) at 64-64" in html  # both widths drawn
+    assert "TD3 at 256-256 (--td3 --hidden-sizes 256 256)" in html  # the runs that chose the width
 
 
 def test_gpu_speed_benchmark_smoke():
@@ -1843,9 +1848,9 @@ def test_the_suite_shares_a_gpu_only_while_each_run_still_beats_a_core(tmp_path)
     import mujoco_suite
 
     assert mujoco_suite.suite_device(2, cuda=False)[0] is None  # no GPU: ddpg.py's own choice, the CPU
-    assert mujoco_suite.suite_device(1, cuda=True)[0] == mujoco_suite.suite_device(3, cuda=True)[0] == "cuda"
-    device, why = mujoco_suite.suite_device(4, cuda=True)  # 3.1x a core, shared four ways: under a core each
-    assert device == "cpu" and "4 runs" in why
+    assert mujoco_suite.suite_device(1, cuda=True)[0] == mujoco_suite.suite_device(6, cuda=True)[0] == "cuda"
+    device, why = mujoco_suite.suite_device(7, cuda=True)  # 6.7x a core at 400-300, shared 7 ways: under a core each
+    assert device == "cpu" and "7 runs" in why
     cmd = mujoco_suite.ddpg_command("Hopper-v5", 0, tmp_path / "run", 1000, 1, "--td3", "cpu")
     assert cmd[-3:] == ["--device", "cpu", "--td3"]
 

@@ -11,9 +11,9 @@ and the table says which step that is. Per task and algorithm: the max of the se
 and the mean of each seed's last 10 evaluations (each +- the std over seeds), the critic's Q(s0, mu(s0))
 over the discounted return the policy then collected (last 10 evaluations; above 1 overestimates) and the
 peak share of saturated actions and the hours a run took, beside the published figures (SOURCES says what
-each one measures). First at the MuJoCo preset's 256-256 networks (since v5), then at 64-64 (the preset
-before, the cheaper setting). Below them, the follow-up of issue 21's item 4: Walker2d-v5 TD3 at 64-64,
-256-256 and the paper's 400-300, read up to the step every seed of them reached.
+each one measures). First at the MuJoCo preset's 400-300 networks (since v5, the TD3 paper's), then at 64-64
+(the preset before, the cheaper setting). Below them, how the width was chosen (issue 35): Walker2d-v5 TD3 at
+64-64, 256-256 and 400-300, read up to the step every seed of them reached, and the 256-256 runs per seed.
 """
 
 import argparse
@@ -34,9 +34,10 @@ TASKS = ("HalfCheetah-v5", "Hopper-v5", "Walker2d-v5", "Ant-v5")
 FOLDERS = {  # (task family, algorithm): the results folder of benchmarks/mujoco_1m.sh, after its width's prefix
     ("three", "DDPG"): "", ("three", "TD3"): "-td3",
     ("Ant-v5", "DDPG"): "-ant-no-contact-forces", ("Ant-v5", "TD3"): "-ant-td3-no-contact-forces"}
-WIDTHS = {"256-256": "mujoco-1m-256", "64-64": "mujoco-1m"}  # the preset's since v5, and before
+WIDTHS = {"400-300": "mujoco-1m-400-300", "64-64": "mujoco-1m",  # the preset's since v5, and before
+          "256-256": "mujoco-1m-256"}  # CleanRL's and Tianshou's: Walker2d-v5 and Ant-v5 TD3, to choose the width
 BUDGET = 1_000_000
-FOLLOW_UP = "mujoco-1m-walker2d-td3-400-300"  # issue 21, item 4: Walker2d-v5 TD3 with the paper's 400-300 networks
+FOLLOW_UP = "mujoco-1m-walker2d-td3-400-300"  # issue 21, item 4: Walker2d-v5 TD3 at 400-300, to 530,000 steps
 
 # Published figures at 1,000,000 steps, (DDPG, TD3) per task; None where a source has none.
 PUBLISHED = {
@@ -55,7 +56,7 @@ SOURCES = {
     "Tianshou": "Tianshou's examples/mujoco README: the max of the 10-seed mean curve of deterministic test "
                 "returns (10 episodes); 256-256 networks; -v3 tasks",
 }
-COLORS = {"DDPG": ddpg.COLORS[0], "TD3": ddpg.COLORS[1], "TD3 at 400-300": ddpg.COLORS[3]}
+COLORS = {"DDPG": ddpg.COLORS[0], "TD3": ddpg.COLORS[1], "TD3 at 256-256": ddpg.COLORS[3]}
 MARKS = {"TD3 paper": "star", "CleanRL": "diamond", "Tianshou": "triangle-up"}
 
 
@@ -134,14 +135,14 @@ def per_seed(found: dict, window: int = 100_000) -> list:
     return lines
 
 
-def follow_up(found: dict, old: dict, wide: list, walks: float = 3000) -> tuple:
+def follow_up(mid: dict, old: dict, wide: list, walks: float = 3000) -> tuple:
     """Was the 64-64 preset why Walker2d-v5's TD3 fell short, and does 256-256 do what 400-300 does? The runs
     at each width, read up to the step every seed of them reached; then each seed up to there: its best
     evaluation and when, and the first evaluation at `walks` or above (the gait found)."""
     if not wide:
         return [], None
-    both = {"64-64 (the preset until v5)": old[("Walker2d-v5", "TD3")], "256-256 (the preset)":
-            found[("Walker2d-v5", "TD3")], "400-300 (the paper's)": wide}
+    both = {"64-64 (the preset until v5)": old[("Walker2d-v5", "TD3")], "256-256 (CleanRL's and Tianshou's)":
+            mid[("Walker2d-v5", "TD3")], "400-300 (the paper's, the preset)": wide}
     both = {name: runs for name, runs in both.items() if runs}
     lines, rows = bridge_table("Walker2d-v5", both, "TD3 at 64-64, 256-256 and the paper's 400-300")
     until = rows["until"]
@@ -163,10 +164,10 @@ def arrays(runs: list) -> list:
             for r in runs]
 
 
-def curves_figure(found: dict, old: dict, wide: list) -> dict:
+def curves_figure(found: dict, old: dict, mid: dict) -> dict:
     """The four tasks side by side (2 x 2): DDPG's and TD3's seed-mean evaluation curves with their
-    min-max band at 256-256 and, dotted, at 64-64, and the published figures as marks at 1,000,000 steps;
-    on Walker2d-v5 also TD3 at 400-300 (the follow-up), up to the step all its seeds reached."""
+    min-max band at 400-300 and, dotted, at 64-64, and the published figures as marks at 1,000,000 steps;
+    on Walker2d-v5 and Ant-v5 also TD3 at 256-256 (the runs that chose the width), dashed."""
     traces, layout = [], {}
     for k, task in enumerate(TASKS, 1):
         axis = "" if k == 1 else str(k)
@@ -180,7 +181,7 @@ def curves_figure(found: dict, old: dict, wide: list) -> dict:
             {"text": f"<b>{name}</b>", "xref": f"x{axis} domain", "yref": f"y{axis} domain", "x": 0.02, "y": 1.08,
              "showarrow": False, "xanchor": "left"})
         for algorithm in ("DDPG", "TD3"):
-            for width, runs, dash in (("256-256", found, "solid"), ("64-64", old, "dot")):
+            for width, runs, dash in (("400-300", found, "solid"), ("64-64", old, "dot")):
                 curves = arrays(shown(runs[(task, algorithm)])[0])
                 label = f"{algorithm} (ddpg.py{' --td3' if algorithm == 'TD3' else ''}) at {width}: mean over seeds"
                 for trace in ddpg.line(label, curves, COLORS[algorithm], axis=axis, dash=dash,
@@ -195,11 +196,15 @@ def curves_figure(found: dict, old: dict, wide: list) -> dict:
                                    "legendgroup": f"{source}: {algorithm}", "showlegend": k == 1,
                                    "marker": {"symbol": MARKS[source], "size": 11, "color": COLORS[algorithm],
                                               "line": {"width": 1, "color": "#222"}}})
-        if task == "Walker2d-v5" and wide:  # issue 21's follow-up
-            traces += ddpg.line(f"TD3 at 400-300 (--td3 --hidden-sizes 400 300): mean over {len(wide)} seeds, "
-                                "Walker2d-v5 only", arrays(wide), COLORS["TD3 at 400-300"], axis=axis, dash="dot")
+        chosen = mid[(task, "TD3")]  # the runs that chose the width
+        if chosen:
+            for trace in ddpg.line("TD3 at 256-256 (--td3 --hidden-sizes 256 256): mean over the seeds run, "
+                                   "Walker2d-v5 and Ant-v5", arrays(shown(chosen)[0]), COLORS["TD3 at 256-256"],
+                                   axis=axis, dash="dash"):
+                trace["showlegend"] = task == "Walker2d-v5" and trace.get("showlegend", True)
+                traces.append(trace)
     done = sum(last_step(run) >= BUDGET for runs in found.values() for run in runs)
-    return ddpg.figure(traces, "DDPG and TD3 (ddpg.py, MuJoCo preset: 256-256; dotted: 64-64) against the published figures at "
+    return ddpg.figure(traces, "DDPG and TD3 (ddpg.py, MuJoCo preset: 400-300; dotted: 64-64) against the published figures at "
                        f"1,000,000 steps<br><sup>{done} of 24 runs there{' so far' if done < 24 else ''}; a curve is the mean of the seeds "
                        "that reached 10^6 (else of all, up to the step all reached), its band their min-max</sup>",
                        height=820, width=1150, **layout,
@@ -225,28 +230,28 @@ def main(argv=None) -> int:
                    help="the folder holding mujoco_1m.sh's results folders")
     p.add_argument("--png", type=Path, metavar="FILE", help="also draw the curves into this PNG (needs Chromium)")
     args = p.parse_args(argv)
-    found, old = settings(args.results, "256-256"), settings(args.results, "64-64")
+    found, old, mid = (settings(args.results, width) for width in WIDTHS)
     lines, rows = table(found)
     old_lines, old_rows = table(old)
     rows.update({f"{name} at 64-64": row for name, row in old_rows.items()})
     wide = runs_of(args.results / FOLLOW_UP, "Walker2d-v5")
-    extra, compared = follow_up(found, old, wide)
+    extra, compared = follow_up(mid, old, wide)
     if compared:
         rows["Walker2d-v5 TD3, 64-64, 256-256 and 400-300"] = compared
     out = args.results / "mujoco-1m"
     out.mkdir(parents=True, exist_ok=True)
     text = "\n".join(["DDPG and TD3 at 1,000,000 steps: `python benchmarks/mujoco_1m.py` over the runs of "
-                      "`benchmarks/mujoco_1m.sh` (MuJoCo preset: 256-256 networks, batch 256, gamma 0.99, "
+                      "`benchmarks/mujoco_1m.sh` (MuJoCo preset: 400-300 networks, batch 256, gamma 0.99, "
                       "10,000 random steps; 10 deterministic evaluation episodes every 5,000 steps; ± is the std "
                       "over seeds; hours per run: training time, one core each, two runs side by side)", ""] + lines
                      + ["", "The same at 64-64, the MuJoCo preset until v5 and the cheaper setting (in "
                         f"`{WIDTHS['64-64']}*`):", ""] + old_lines + ["", "The published figures:", ""]
                      + [f"- **{s}**: {what}" for s, what in SOURCES.items()]
-                     + ["", "Per seed (what benchmarks/README's analysis quotes), 256-256:", ""] + per_seed(found)
+                     + ["", "Per seed (what benchmarks/README's analysis quotes), 400-300:", ""] + per_seed(found)
                      + ["", "Per seed, 64-64:", ""] + per_seed(old)
-                     + (["", "Issue 21, item 4: `mujoco_1m.sh`'s follow-up, the same TD3 runs on Walker2d-v5 with "
-                         "`--hidden-sizes 400 300`, in " + FOLLOW_UP + ", beside 64-64 and 256-256", ""] + extra
-                        if extra else [])) + "\n"
+                     + (["", "How the width was chosen (issue 35): Walker2d-v5 TD3 at 400-300 (issue 21's follow-up, "
+                         "in " + FOLLOW_UP + "), beside 64-64 and 256-256", ""] + extra if extra else [])
+                     + ["", f"The 256-256 runs per seed (in `{WIDTHS['256-256']}*`):", ""] + per_seed(mid)) + "\n"
     print(text)
     (out / "table.md").write_text(text)
     (out / "table.json").write_text(json.dumps(rows, indent=1) + "\n")
@@ -254,7 +259,7 @@ def main(argv=None) -> int:
     html = out / "curves.html"
     html.write_text("<!DOCTYPE html><html><head><meta charset='utf-8'><title>DDPG and TD3 at 10^6 steps</title>"
                     "<style>body{margin:0}</style><script>" + ddpg.plotly_js().decode() + "</script></head><body>"
-                    + pio.to_html(curves_figure(found, old, wide), full_html=False, include_plotlyjs=False, validate=False,
+                    + pio.to_html(curves_figure(found, old, mid), full_html=False, include_plotlyjs=False, validate=False,
                                   config={"displayModeBar": False})
                     + "</body></html>")
     print(f"wrote {out / 'table.md'}, {html}")

@@ -1,37 +1,35 @@
 #!/usr/bin/env bash
 # The README's headline table: DDPG and TD3 at 1,000,000 steps, 3 seeds, on four MuJoCo tasks, at the
-# field's width, 256-256 (issue 35; given explicitly here, so these commands run the same runs whatever
-# the preset says). Two lanes, one per core, each running its suites one run at a time. Measured here: a
-# Walker2d-v5 TD3 run at 256-256 on one core does 170 to 190 steps/s beside other work, about 1.5 hours
-# per run, so about 18 hours of both cores for all 24.
+# MuJoCo preset's 400-300, the TD3 paper's width (issue 35; given explicitly here, so these commands run
+# the same runs whatever the preset says). Two lanes, one per core, each running its suites one run at a
+# time. Measured here: a Walker2d-v5 TD3 run at 400-300 on one core beside another run takes about 1.45
+# hours per 380,000 steps, about 3.8 hours per run, so about 46 hours of both cores for all 24.
 # Safe to run again at any time: each suite call resumes its runs from model.pt where one exists and
 # skips those already at its budget, then rewrites its tables from the metrics files.
 # The README's table and docs/mujoco-1m.png: python benchmarks/mujoco_1m.py --png docs/mujoco-1m.png
-# The 64-64 table beside it (benchmarks/results/mujoco-1m*, 96ef52c's preset) was made by this script as
-# of 96ef52c; to redo it, give --hidden-sizes 64 64 in --ddpg-flags.
+# Beside it, made by earlier versions of this script: the 64-64 table (benchmarks/results/mujoco-1m*,
+# the preset until v5; --hidden-sizes 64 64 in --ddpg-flags redoes it) and the 256-256 runs that chose
+# between 256-256 and 400-300 (mujoco-1m-256*: Walker2d-v5 TD3 to 380,000 steps, Ant-v5 TD3 seed 0).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 suite() { python benchmarks/mujoco_suite.py --threads 1 --jobs 1 "$@"; }
 R=benchmarks/results
-W="--hidden-sizes 256 256"
+W="--hidden-sizes 400 300"
 NO_CF="--env-kwargs include_cfrc_ext_in_observation:False"  # Ant without the contact forces
-# Walker2d-v5 TD3 and Ant-v5 TD3 first: the first to 380,000 steps on all three seeds, to read 256-256
-# against the committed 400-300 runs at equal steps (mujoco_1m.py's last table), then on to 10^6.
 (
-  suite --total-steps 380000 --tasks Walker2d-v5 --ddpg-flags="--td3 $W" --out $R/mujoco-1m-256-td3
   suite --total-steps 1000000 --tasks Walker2d-v5 HalfCheetah-v5 Hopper-v5 --ddpg-flags="--td3 $W" \
-    --out $R/mujoco-1m-256-td3
-  suite --total-steps 1000000 --tasks Walker2d-v5 --ddpg-flags="$W" --out $R/mujoco-1m-256
+    --out $R/mujoco-1m-400-300-td3
+  suite --total-steps 1000000 --tasks Walker2d-v5 --ddpg-flags="$W" --out $R/mujoco-1m-400-300
 ) & lane_a=$!
 (
   suite --total-steps 1000000 --tasks Ant-v5 --ddpg-flags="--td3 $W $NO_CF" \
-    --out $R/mujoco-1m-256-ant-td3-no-contact-forces
-  suite --total-steps 1000000 --tasks Ant-v5 --ddpg-flags="$W $NO_CF" --out $R/mujoco-1m-256-ant-no-contact-forces
-  suite --total-steps 1000000 --tasks HalfCheetah-v5 Hopper-v5 --ddpg-flags="$W" --out $R/mujoco-1m-256
+    --out $R/mujoco-1m-400-300-ant-td3-no-contact-forces
+  suite --total-steps 1000000 --tasks Ant-v5 --ddpg-flags="$W $NO_CF" --out $R/mujoco-1m-400-300-ant-no-contact-forces
+  suite --total-steps 1000000 --tasks HalfCheetah-v5 Hopper-v5 --ddpg-flags="$W" --out $R/mujoco-1m-400-300
 ) & lane_b=$!
 ok=true
 wait $lane_a || ok=false
 wait $lane_b || ok=false
 $ok  # a lane that failed stops the script here, once both have ended
-# Both lanes wrote mujoco-1m-256's tables, each from the runs it saw: once more, from all of them.
-suite --total-steps 1000000 --tasks HalfCheetah-v5 Hopper-v5 Walker2d-v5 --out $R/mujoco-1m-256 --tables-only
+# Both lanes wrote mujoco-1m-400-300's tables, each from the runs it saw: once more, from all of them.
+suite --total-steps 1000000 --tasks HalfCheetah-v5 Hopper-v5 Walker2d-v5 --out $R/mujoco-1m-400-300 --tables-only

@@ -55,10 +55,11 @@ TASKS = {  # task: budget in environment steps (issue 10's minimum)
     "Hopper-v5": 300_000, "HalfCheetah-v5": 300_000, "Walker2d-v5": 300_000, "Ant-v5": 300_000,
 }
 EVAL_EVERY, EVAL_EPISODES = 5_000, 10
-# One run on the GPU path against one on a CPU core, HalfCheetah-v5 at 64-64 (steps/s while learning, one
-# H200 and its Xeon cores, benchmarks/results/gpu-2026-12-01): 1,350 against 438. Runs sharing one GPU take
-# turns on it (three ran at a third of one's speed each), so the GPU is worth it while jobs < this ratio.
-GPU_OVER_CPU_CORE = 3.1
+# One run on the GPU path against the CPU, HalfCheetah-v5 at the MuJoCo preset's 400-300 (steps/s while learning,
+# one H200 and its Xeon cores, benchmarks/results/gpu-2026-12-01): 929 against 140 on two cores, so against one
+# core more still; at 64-64 (--ddpg-flags) it was 3.1 against one core. Runs sharing one GPU take turns on it
+# (three ran at a third of one's speed each), so the GPU is worth it while jobs < this ratio.
+GPU_OVER_CPU_CORE = 6.7
 SB3_ZOO = dict(gamma=0.99, buffer_size=1_000_000, learning_starts=10_000, noise_std=0.1, learning_rate=1e-3,
                net_arch=[400, 300], batch_size=256, train_freq=1, gradient_steps=1)  # rl-zoo's DDPG, MuJoCo
 
