@@ -748,7 +748,8 @@ def test_mujoco_smoke_run(tmp_path):
     result = ddpg.train(cfg, quiet=True)
     header = strict_json(result["run_dir"] / "metrics.jsonl")[0]
     assert header["preset"] == "mujoco" and header["config"]["batch_size"] == 256
-    assert result["final_eval_return"] > 0 and result["buffer"].size == 600
+    assert header["config"]["hidden_sizes"] == [400, 300] and header["config"]["threads"] in (1, 2)
+    assert np.isfinite(result["final_eval_return"]) and result["buffer"].size == 600
 
 
 # --- The run folder: one writer, metrics.jsonl, signals, failed writes ---

@@ -17,7 +17,7 @@ R=benchmarks/results
 W="--hidden-sizes 400 300"
 NO_CF="--env-kwargs include_cfrc_ext_in_observation:False"  # Ant without the contact forces
 (
-  suite --total-steps 1000000 --tasks Walker2d-v5 HalfCheetah-v5 Hopper-v5 --ddpg-flags="--td3 $W" \
+  suite --total-steps 1000000 --tasks HalfCheetah-v5 Hopper-v5 Walker2d-v5 --ddpg-flags="--td3 $W" \
     --out $R/mujoco-1m-400-300-td3
   suite --total-steps 1000000 --tasks Walker2d-v5 --ddpg-flags="$W" --out $R/mujoco-1m-400-300
 ) & lane_a=$!
