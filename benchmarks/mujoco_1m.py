@@ -230,7 +230,7 @@ def main(argv=None) -> int:
                    help="the folder holding mujoco_1m.sh's results folders")
     p.add_argument("--png", type=Path, metavar="FILE", help="also draw the curves into this PNG (needs Chromium)")
     args = p.parse_args(argv)
-    found, old, mid = (settings(args.results, width) for width in WIDTHS)
+    found, old, mid = (settings(args.results, width) for width in ("400-300", "64-64", "256-256"))
     lines, rows = table(found)
     old_lines, old_rows = table(old)
     rows.update({f"{name} at 64-64": row for name, row in old_rows.items()})
