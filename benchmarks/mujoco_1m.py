@@ -134,10 +134,10 @@ def goals(rows: dict) -> tuple:
             if row is None:
                 lines.append(f"| {title(task)} | {algorithm} | - | - | {goal} | not started |")
                 continue
-            final = row["until"] >= BUDGET and row["seeds"] >= 3
-            met[f"{task} {algorithm}"] = (row["max_mean_curve"] >= share * paper) if share and final else None
-            status = ("-" if not share else "yes" if met[f"{task} {algorithm}"] else "no") if final else \
-                f"running: {row['seeds']} seed{'s' * (row['seeds'] > 1)} to {row['until']:,}"
+            key, final = f"{task} {algorithm}", row["until"] >= BUDGET and row["seeds"] >= 3
+            met[key] = row["max_mean_curve"] >= share * paper if share and final else None
+            status = (f"running: {row['seeds']} of 3 seeds read, to {row['until']:,}" if not final
+                      else "-" if not share else "yes" if met[key] else "no")
             lines.append(f"| {title(task)} | {algorithm} | {row['max_mean_curve']:,.0f} | "
                          f"{row['max_mean_curve'] / paper:.0%} | {goal} | {status} |")
     return lines, met
