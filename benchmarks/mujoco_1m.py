@@ -130,11 +130,12 @@ def goals(rows: dict) -> tuple:
             share = GOALS.get((task, algorithm))
             goal = ("none: measured and explained" if not share else f"{paper:,} (the paper's)" if share == 1
                     else f"{share * paper:,.0f} ({share:.0%} of {paper:,})")
-            row = rows.get(f"{task} {algorithm}")
+            key = f"{task} {algorithm}"
+            row = rows.get(key)
             if row is None:
                 lines.append(f"| {title(task)} | {algorithm} | - | - | {goal} | not started |")
                 continue
-            key, final = f"{task} {algorithm}", row["until"] >= BUDGET and row["seeds"] >= 3
+            final = row["until"] >= BUDGET and row["seeds"] >= 3
             met[key] = row["max_mean_curve"] >= share * paper if share and final else None
             status = (f"running: {row['seeds']} of 3 seeds read, to {row['until']:,}" if not final
                       else "-" if not share else "yes" if met[key] else "no")
