@@ -3,7 +3,7 @@
 # MuJoCo preset's 400-300, the TD3 paper's width (issue 35; given explicitly here, so these commands run
 # the same runs whatever the preset says). Two lanes, one per core, each running its suites one run at a
 # time. Measured here: a 400-300 run on one core beside another takes 4 to 4.6 hours per 10^6 steps, so
-# about 50 hours of both cores for all 24. The lanes run the settings with a goal first (TD3 on all four
+# about 53 hours of both cores for all 24. The lanes run the settings with a goal first (TD3 on all four
 # tasks, then DDPG on HalfCheetah and Hopper), and Walker2d and Ant DDPG, measured and explained, last.
 # Safe to run again at any time: each suite call resumes its runs from model.pt where one exists and
 # skips those already at its budget, then rewrites its tables from the metrics files.
