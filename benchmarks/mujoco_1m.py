@@ -195,8 +195,9 @@ def arrays(runs: list) -> list:
 
 def curves_figure(found: dict, old: dict, mid: dict) -> dict:
     """The four tasks side by side (2 x 2): DDPG's and TD3's seed-mean evaluation curves with their
-    min-max band at 400-300 and, dotted, at 64-64, and the published figures as marks at 1,000,000 steps;
-    on Walker2d-v5 and Ant-v5 also TD3 at 256-256 (the runs that chose the width), dashed."""
+    min-max band at 400-300 and, dotted and without a band, at 64-64, and the published figures as
+    marks at 1,000,000 steps; on Walker2d-v5 and Ant-v5 also TD3 at 256-256 (the runs that chose the
+    width), dashed."""
     traces, layout = [], {}
     for k, task in enumerate(TASKS, 1):
         axis = "" if k == 1 else str(k)
@@ -213,8 +214,11 @@ def curves_figure(found: dict, old: dict, mid: dict) -> dict:
             for width, runs, dash in (("400-300", found, "solid"), ("64-64", old, "dot")):
                 curves = arrays(shown(runs[(task, algorithm)])[0])
                 label = f"{algorithm} (ddpg.py{' --td3' if algorithm == 'TD3' else ''}) at {width}: mean over seeds"
-                for trace in ddpg.line(label, curves, COLORS[algorithm], axis=axis, dash=dash,
-                                       width=2 if dash == "solid" else 1):
+                drawn = ddpg.line(label, curves, COLORS[algorithm], axis=axis, dash=dash,
+                                  width=2 if dash == "solid" else 1)
+                if width == "64-64":
+                    drawn = drawn[-1:]  # the mean line only: its band would hide 400-300's
+                for trace in drawn:
                     trace["showlegend"] = k == 1 and trace.get("showlegend", True)
                     traces.append(trace)
             for i, (source, values) in enumerate(PUBLISHED.items()):  # side by side at 10^6, not on top
@@ -235,7 +239,7 @@ def curves_figure(found: dict, old: dict, mid: dict) -> dict:
     done = sum(last_step(run) >= BUDGET for runs in found.values() for run in runs)
     return ddpg.figure(traces, "DDPG and TD3 (ddpg.py, MuJoCo preset: 400-300; dotted: 64-64) against the published figures at "
                        f"1,000,000 steps<br><sup>{done} of 24 runs there{' so far' if done < 24 else ''}; a curve is the mean of the seeds "
-                       "that reached 10^6 (else of all, up to the step all reached), its band their min-max</sup>",
+                       "that reached 10^6 (else of all, up to the step all reached), at 400-300 its band their min-max</sup>",
                        height=820, width=1150, **layout,
                        legend={"orientation": "h", "y": -0.1})
 
