@@ -14,6 +14,7 @@ import errno
 import functools
 import json
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -1856,6 +1857,21 @@ def test_mujoco_benchmark_smoke_and_extension_by_resume(tmp_path):
         out / "results.md").read_text()
     done = subprocess.run(base + ["--total-steps", "2500"], cwd=HERE, capture_output=True, text=True)
     assert "0 runs to do" in done.stdout  # nothing left to do at that budget
+
+
+def test_the_suite_finishes_the_runs_it_resumes_before_it_starts_new_ones(tmp_path, monkeypatch):
+    sys.path.insert(0, str(HERE / "benchmarks"))
+    import mujoco_suite
+
+    runs = tmp_path / "bench" / "runs" / "ours" / "Pendulum-v1"
+    fake_suite_run(runs / "seed1", [100, 200], q_start=1, mc_return=1)  # seed 1 stopped at step 2,000 with
+    (runs / "seed1" / "model.pt").touch()  # its checkpoint; seeds 0 and 2 not started
+    started = []
+    monkeypatch.setattr(mujoco_suite.harness, "run_all", lambda jobs, parallel, done: started.extend(jobs))
+    assert mujoco_suite.main(["--tasks", "Pendulum-v1", "--total-steps", "20000", "--jobs", "1",
+                              "--out", str(tmp_path / "bench")]) == 0
+    assert [cmd[2] == "--resume" for cmd, _ in started] == [True, False, False]  # the resumed one first
+    assert [cmd[cmd.index("--seed") + 1] for cmd, _ in started[1:]] == ["0", "2"]  # then the rest in order
 
 
 def test_the_suite_shares_a_gpu_only_while_each_run_still_beats_a_core(tmp_path):

@@ -5,7 +5,7 @@
 # time. Measured here: a 400-300 run on one core beside another takes 4 to 4.6 hours per 10^6 steps, so
 # about 53 hours of both cores for all 24. The lanes run the settings with a goal first (TD3 on all four
 # tasks, then DDPG on HalfCheetah and Hopper), and Walker2d and Ant DDPG, measured and explained, last.
-# Safe to run again at any time: each suite call resumes its runs from model.pt where one exists and
+# Safe to run again at any time: each suite call resumes its runs from model.pt where one exists (those first) and
 # skips those already at its budget, then rewrites its tables from the metrics files.
 # The README's table and docs/mujoco-1m.png: python benchmarks/mujoco_1m.py --png docs/mujoco-1m.png
 # Beside it, made by earlier versions of this script: the 64-64 table (benchmarks/results/mujoco-1m*,

@@ -20,7 +20,8 @@ seeds; steps/s while learning, updates/s, wall-clock and peak memory.
 
 Seeds run as parallel processes (--jobs, one torch thread each when more than one). A run
 folder that exists is resumed (`ddpg.py --resume`) up to the budget asked for, or left as
-it is if it already got there: a long benchmark is built up over several sittings. SB3
+it is if it already got there: a long benchmark is built up over several sittings, the resumed
+runs first, as the nearest to done. SB3
 runs (rl-zoo's MuJoCo settings) cannot resume: one that did not finish starts over. The
 tables cover every run in OUT/runs, so a benchmark built up a task or a seed at a time reads
 as one. Writes OUT/results.md, OUT/results.json and OUT/curves.html; each run's
@@ -324,6 +325,9 @@ def main(argv=None) -> int:
                                               SB3_ZOO, sb3_threads)
                 if cmd:
                     jobs.append((cmd, run_dir / "stdout.log", len(where) - 1))
+    # A run that resumes from model.pt is the nearest to done: it goes first, so that a new checkout, which comes
+    # without the checkpoints (they are not committed), loses the fewest steps (the order is otherwise kept).
+    jobs.sort(key=lambda job: "--resume" not in job[0])
 
     def done(i, process):
         side, task, seed, run_dir = where[jobs[i][2]]
