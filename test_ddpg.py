@@ -14,7 +14,6 @@ import errno
 import functools
 import json
 import os
-import re
 import shutil
 import signal
 import subprocess
